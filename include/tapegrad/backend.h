@@ -1,0 +1,147 @@
+// tapegrad/backend.h — the kernel interface every device implements.
+//
+// Ops (src/ops/) call these functions and nothing lower: they never include BLAS or CUDA headers.
+// A backend never knows about the tape. Adding a device means implementing this class and
+// registering it with register_backend(); nothing else changes.
+//
+// Conventions for every kernel:
+//   - pointers are device pointers to contiguous row-major data of the given dtype;
+//   - sizes and strides are counted in elements, not bytes;
+//   - the per-element math lives in src/kernels/*.h as __host__ __device__ functors, so a CPU
+//     and a CUDA backend compute each element with the same formula.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tapegrad/dtype.h"
+#include "tapegrad/shape.h"
+
+namespace tg {
+
+// y = f(x; a, b), elementwise. `a` and `b` are the scalar parameters some functions take.
+enum class UnaryOp : uint8_t {
+  neg,          // -x
+  exp,          // e^x
+  log,          // ln x
+  log1p,        // ln(1 + x), accurate near 0
+  sqrt,         // √x
+  abs,          // |x|
+  sign,         // -1, 0 or 1
+  tanh,         // tanh x
+  sigmoid,      // 1 / (1 + e^-x), never overflows
+  relu,         // max(x, 0)
+  square,       // x²
+  reciprocal,   // 1 / x
+  add_scalar,   // x + a
+  mul_scalar,   // x * a
+  rsub_scalar,  // a - x
+  pow_scalar,   // x^a
+  clamp,        // min(max(x, a), b)
+  in_range,     // 1 if a ≤ x ≤ b else 0 (clamp's gradient mask)
+};
+
+// out = f(a, b), elementwise with NumPy broadcasting.
+enum class BinaryOp : uint8_t {
+  add, sub, mul, div,
+  pow,                  // a^b
+  minimum, maximum,
+  equal, less, less_equal, greater, greater_equal,  // 1 or 0, in the inputs' dtype
+  // Gradient helpers, f(grad, saved): fused so that a backward step is one pass over memory.
+  relu_backward,        // grad * (x > 0)        saved = relu's input x
+  tanh_backward,        // grad * (1 - y²)       saved = tanh's output y
+  sigmoid_backward,     // grad * y * (1 - y)    saved = sigmoid's output y
+  abs_backward,         // grad * sign(x)        saved = x
+};
+
+// Reductions over the middle axis of a [outer, n, inner] view: out[o, i] = reduce_j x[o, j, i].
+enum class ReduceOp : uint8_t { sum, mean, max, min, logsumexp };
+
+// How a broadcast elementwise op walks its inputs: the output shape, and for each input its
+// strides over that shape (0 along a dimension the input is broadcast in).
+struct BroadcastLayout {
+  static constexpr int kMaxInputs = 3;
+  Shape shape;
+  int64_t strides[kMaxInputs][kMaxRank] = {};
+  int inputs = 0;
+};
+
+// Counters of a backend's caching allocator.
+struct MemoryStats {
+  size_t bytes_in_use = 0;       // held by live tensors
+  size_t bytes_cached = 0;       // freed by tensors, kept for reuse
+  size_t peak_bytes_in_use = 0;
+  uint64_t system_allocations = 0;  // times the allocator had to ask the OS for memory
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // --- memory: a caching allocator, aligned to at least 64 bytes ---
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* pointer, size_t bytes) = 0;
+  virtual MemoryStats memory_stats() const = 0;
+  virtual void release_cached_memory() = 0;
+  virtual void copy_to_host(void* host_destination, const void* source, size_t bytes) = 0;
+  virtual void copy_from_host(void* destination, const void* host_source, size_t bytes) = 0;
+
+  // --- data movement ---
+  virtual void fill(DType dtype, void* out, int64_t n, double value) = 0;
+  // out = in, converting element types.
+  virtual void convert(DType from, const void* in, DType to, void* out, int64_t n) = 0;
+  // Copies a strided view of `in` into a strided view of `out`, both over `shape`:
+  //   out[Σ i_k*out_strides[k]] = in[Σ i_k*in_strides[k]]. Serves transpose, slice and concat.
+  virtual void copy_strided(DType dtype, const Shape& shape, const void* in,
+                            const int64_t* in_strides, void* out, const int64_t* out_strides) = 0;
+
+  // --- elementwise ---
+  // y[i] = op(x[i]; a, b)                                           x, y: [n]
+  virtual void unary(UnaryOp op, DType dtype, const void* x, void* y, int64_t n, double a,
+                     double b) = 0;
+  // out = op(a, b) over layout.shape                                a, b broadcast to out
+  virtual void binary(BinaryOp op, DType dtype, const void* a, const void* b, void* out,
+                      const BroadcastLayout& layout) = 0;
+  // out = condition != 0 ? a : b                                    all broadcast to out
+  virtual void where(DType dtype, const void* condition, const void* a, const void* b, void* out,
+                     const BroadcastLayout& layout) = 0;
+
+  // --- reductions ---
+  // x: [outer, n, inner] -> out: [outer, inner]
+  virtual void reduce(ReduceOp op, DType dtype, const void* x, void* out, int64_t outer, int64_t n,
+                      int64_t inner) = 0;
+  // out[o, i] = the first j with the largest x[o, j, i] (NaN counts as largest)   out: i64
+  virtual void argmax(DType dtype, const void* x, int64_t* out, int64_t outer, int64_t n,
+                      int64_t inner) = 0;
+
+  // --- matrix multiply ---
+  // C = alpha * op(A) · op(B) + beta * C, row-major, for `batch` matrices spaced by the strides
+  // (a stride of 0 reuses one matrix for every batch). op(X) = Xᵀ when transpose_x.
+  //   op(A): [m, k]   op(B): [k, n]   C: [m, n]
+  virtual void gemm(DType dtype, bool transpose_a, bool transpose_b, int64_t m, int64_t n,
+                    int64_t k, double alpha, const void* a, const void* b, double beta, void* c,
+                    int64_t batch, int64_t stride_a, int64_t stride_b, int64_t stride_c) = 0;
+
+  // --- indexing along the middle axis of [outer, n, inner] ---
+  // out[o, j, i] = x[o, index[o, j, i], i]       x: [outer, n, inner]   index, out: [outer, k, inner]
+  // With shared_index, index is [k] and used for every o and i (index_select).
+  // Indices must already be validated to lie in [0, n).
+  virtual void gather(DType dtype, const void* x, const int64_t* index, void* out, int64_t outer,
+                      int64_t n, int64_t k, int64_t inner, bool shared_index) = 0;
+  // The adjoint of gather: out[o, index[o, j, i], i] += src[o, j, i]   out: [outer, n, inner]
+  virtual void scatter_add(DType dtype, const void* src, const int64_t* index, void* out,
+                           int64_t outer, int64_t n, int64_t k, int64_t inner,
+                           bool shared_index) = 0;
+  // out[r, c] = (index[r] == c), for r < rows, c < classes   index: [rows] i64
+  virtual void one_hot(DType dtype, const int64_t* index, void* out, int64_t rows,
+                       int64_t classes) = 0;
+};
+
+// The backend that owns a device's memory. Throws a tg::Error naming the device when no backend
+// for it is registered (for example CUDA in a build without it).
+Backend& backend_for(Device device);
+// Called once per backend at start-up; the CPU backend is always registered.
+void register_backend(Device::Kind kind, Backend* backend);
+
+}  // namespace tg

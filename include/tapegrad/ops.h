@@ -1,0 +1,112 @@
+// tapegrad/ops.h — the differentiable tensor ops. Each is recorded on the tape when an input
+// requires grad (see tape.h); src/ops/ holds each op's forward and backward side by side.
+//
+// Elementwise binary ops broadcast like NumPy. Axes may be negative (-1 = last).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "tapegrad/tensor.h"
+
+namespace tg {
+
+// ---------------------------------------------------------------- elementwise, two inputs
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);      // a^b, a > 0 where b is not an integer
+Tensor minimum(const Tensor& a, const Tensor& b);  // ties send half the gradient to each
+Tensor maximum(const Tensor& a, const Tensor& b);
+
+// Scalar variants (no broadcast tensor is made for the scalar).
+Tensor add(const Tensor& x, double s);
+Tensor sub(const Tensor& x, double s);
+Tensor sub(double s, const Tensor& x);
+Tensor mul(const Tensor& x, double s);
+Tensor div(const Tensor& x, double s);
+Tensor div(double s, const Tensor& x);
+Tensor pow(const Tensor& x, double exponent);
+
+// ---------------------------------------------------------------- elementwise, one input
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor log1p(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor abs(const Tensor& x);       // gradient 0 at 0
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);      // gradient 0 at 0
+Tensor clamp(const Tensor& x, double low, double high);  // gradient 1 inside [low, high], else 0
+
+// condition != 0 ? a : b, broadcast. The condition is not differentiated.
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
+
+// Comparisons: 1 or 0 in the inputs' dtype, broadcast; never recorded (they have no gradient).
+Tensor equal(const Tensor& a, const Tensor& b);
+Tensor less(const Tensor& a, const Tensor& b);
+Tensor less_equal(const Tensor& a, const Tensor& b);
+Tensor greater(const Tensor& a, const Tensor& b);
+Tensor greater_equal(const Tensor& a, const Tensor& b);
+
+// ---------------------------------------------------------------- reductions
+// Over all elements (result has shape []) or over one axis.
+Tensor sum(const Tensor& x);
+Tensor sum(const Tensor& x, int axis, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, int axis, bool keepdim = false);
+Tensor max(const Tensor& x);                                  // ties share the gradient equally
+Tensor max(const Tensor& x, int axis, bool keepdim = false);
+Tensor min(const Tensor& x);
+Tensor min(const Tensor& x, int axis, bool keepdim = false);
+Tensor logsumexp(const Tensor& x);                            // log Σ e^x, with max subtraction
+Tensor logsumexp(const Tensor& x, int axis, bool keepdim = false);
+Tensor argmax(const Tensor& x, int axis);                     // i64, not differentiable
+
+// ---------------------------------------------------------------- shape
+Tensor reshape(const Tensor& x, const Shape& shape);  // one size may be -1 (inferred); a view
+Tensor flatten(const Tensor& x);                      // [n, ...] -> [n, rest]
+Tensor transpose(const Tensor& x, int axis0, int axis1);
+Tensor transpose(const Tensor& x);                    // swaps the last two axes
+Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end);  // [start, end)
+Tensor concat(const std::vector<Tensor>& tensors, int axis);
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+Tensor sum_to(const Tensor& x, const Shape& shape);   // the adjoint of broadcast_to
+
+// ---------------------------------------------------------------- indexing (index: i64)
+// out[..., j, ...] = x[..., index[..., j, ...], ...] along `axis`; index has x's rank and
+// x's sizes on every other axis.
+Tensor gather(const Tensor& x, int axis, const Tensor& index);
+// Picks whole slices: out has x's shape with size index.numel() along `axis`. index is 1-D.
+Tensor index_select(const Tensor& x, int axis, const Tensor& index);
+// [n] labels -> [n, classes] with a 1 at each label. Not differentiable.
+Tensor one_hot(const Tensor& index, int64_t classes, DType dtype = DType::f32);
+
+// ---------------------------------------------------------------- matrix multiply
+// a: [..., m, k]  b: [..., k, n]  ->  [..., m, n]. Batch dims must match, or one may be 2-D.
+// transpose_a / transpose_b multiply by the transposed matrix without copying it.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false,
+              bool transpose_b = false);
+// x·wᵀ + bias, the fully connected layer, with PyTorch's layout:
+// x: [batch, in]  weight: [out, in]  bias: [out] (may be undefined)  ->  [batch, out]
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// ---------------------------------------------------------------- operators
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& x) { return neg(x); }
+inline Tensor operator+(const Tensor& x, double s) { return add(x, s); }
+inline Tensor operator+(double s, const Tensor& x) { return add(x, s); }
+inline Tensor operator-(const Tensor& x, double s) { return sub(x, s); }
+inline Tensor operator-(double s, const Tensor& x) { return sub(s, x); }
+inline Tensor operator*(const Tensor& x, double s) { return mul(x, s); }
+inline Tensor operator*(double s, const Tensor& x) { return mul(x, s); }
+inline Tensor operator/(const Tensor& x, double s) { return div(x, s); }
+inline Tensor operator/(double s, const Tensor& x) { return div(s, x); }
+
+}  // namespace tg

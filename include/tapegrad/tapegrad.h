@@ -1,0 +1,11 @@
+// tapegrad/tapegrad.h — everything: tensors, the tape, ops and gradcheck.
+#pragma once
+
+#include "tapegrad/backend.h"
+#include "tapegrad/dtype.h"
+#include "tapegrad/error.h"
+#include "tapegrad/gradcheck.h"
+#include "tapegrad/ops.h"
+#include "tapegrad/shape.h"
+#include "tapegrad/tape.h"
+#include "tapegrad/tensor.h"

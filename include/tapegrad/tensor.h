@@ -1,0 +1,131 @@
+// tapegrad/tensor.h — Tensor: shape, dtype, device and storage, plus the autograd fields the tape
+// needs. A Tensor is a cheap handle (one shared_ptr); copies share the same data.
+//
+// Layout: always contiguous, row-major. reshape() and detach() are views that share storage;
+// every other op writes a new tensor. Keeping one layout keeps every kernel a flat loop.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tapegrad/dtype.h"
+#include "tapegrad/shape.h"
+
+namespace tg {
+
+// A block of memory owned by a backend's caching allocator; returned to it on destruction.
+struct Storage {
+  void* data = nullptr;
+  size_t bytes = 0;
+  Device device;
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+};
+
+struct TensorImpl;
+
+class Tensor {
+ public:
+  Tensor() = default;  // an undefined tensor: defined() is false
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  int dim() const { return shape().rank(); }
+  int64_t size(int axis) const;  // negative axes count from the end
+  int64_t numel() const;
+  DType dtype() const;
+  Device device() const;
+
+  // --- reading values (copies to the host if needed) ---
+  double item() const;                                  // numel() must be 1
+  double at(std::initializer_list<int64_t> index) const;
+  std::vector<double> to_vector() const;                // all elements, row-major
+  std::string to_string() const;                        // tensor([[1.0000, 2.0000]], f32)
+
+  // --- raw access for kernels, tests and I/O (CPU only; T must match dtype) ---
+  template <class T> T* data();
+  template <class T> const T* data() const;
+  void* raw_data();
+  const void* raw_data() const;
+
+  // --- writing values in place: never recorded on the tape ---
+  void set(std::initializer_list<int64_t> index, double value);
+  Tensor& fill_(double value);
+  Tensor& copy_(const Tensor& source);  // same shape; converts dtype
+
+  // --- copies and views ---
+  Tensor clone() const;                 // new storage, same values, no autograd history
+  Tensor detach() const;                // shares storage, cut off from the tape
+  Tensor to(DType dtype) const;
+  Tensor to(Device device) const;
+
+  // --- autograd ---
+  bool requires_grad() const;
+  // Marks a leaf tensor as a variable whose gradient backward() will accumulate into grad().
+  Tensor& set_requires_grad(bool requires_grad = true);
+  bool is_leaf() const;                 // not produced by a recorded op
+  Tensor grad() const;                  // undefined until a backward reaches this leaf
+  void set_grad(const Tensor& grad);
+  void zero_grad();                     // forgets the gradient (the next backward starts afresh)
+  // A name shown by tape().print() and to_dot(); purely cosmetic.
+  Tensor& set_name(const std::string& name);
+  const std::string& name() const;
+
+  TensorImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+  bool same(const Tensor& other) const { return impl_ == other.impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+// The state behind a Tensor handle. Autograd fields are owned by the tape (tape.cpp).
+struct TensorImpl {
+  Shape shape;
+  DType dtype = DType::f32;
+  Device device;
+  std::shared_ptr<Storage> storage;
+  size_t offset_bytes = 0;  // views start partway into a storage
+
+  bool requires_grad = false;
+  bool is_leaf = true;           // false once produced by a recorded op
+  int64_t tape_index = -1;       // this tensor's entry on the tape (leaves get one on first use)
+  uint64_t tape_generation = 0;  // which recording that index belongs to (see Tape::clear)
+  Tensor grad;                   // accumulated gradient (leaves only)
+  std::string name;
+};
+
+std::ostream& operator<<(std::ostream& os, const Tensor& tensor);
+
+// --- creating tensors ---
+Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu_device());
+Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu_device());
+Tensor ones(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu_device());
+Tensor full(const Shape& shape, double value, DType dtype = DType::f32,
+            Device device = Device::cpu_device());
+Tensor zeros_like(const Tensor& like);
+Tensor ones_like(const Tensor& like);
+Tensor full_like(const Tensor& like, double value);
+Tensor scalar(double value, DType dtype = DType::f32, Device device = Device::cpu_device());
+// Values in row-major order; the shape defaults to 1-D [values.size()].
+Tensor tensor(const std::vector<double>& values, DType dtype = DType::f32);
+Tensor tensor(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f32);
+Tensor arange(int64_t n, DType dtype = DType::f32);  // 0, 1, ..., n-1
+Tensor index_tensor(const std::vector<int64_t>& indices, const Shape& shape = {});  // i64
+
+// Extern template declarations for the typed accessors (defined in tensor.cpp).
+extern template float* Tensor::data<float>();
+extern template double* Tensor::data<double>();
+extern template int64_t* Tensor::data<int64_t>();
+extern template const float* Tensor::data<float>() const;
+extern template const double* Tensor::data<double>() const;
+extern template const int64_t* Tensor::data<int64_t>() const;
+
+}  // namespace tg

@@ -1,0 +1,179 @@
+// src/cpu/cpu_backend.cpp — CPU memory, data movement, gemm (OpenBLAS) and indexing kernels.
+#include "cpu_backend.h"
+
+#include <cblas.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+
+namespace tg {
+
+namespace {
+void* aligned_system_allocate(size_t bytes) { return std::aligned_alloc(64, bytes); }
+void system_free(void* pointer) { std::free(pointer); }
+constexpr size_t kMaxCachedBytes = size_t(4) << 30;
+}  // namespace
+
+CpuBackend::CpuBackend() : allocator_(aligned_system_allocate, system_free, kMaxCachedBytes) {}
+
+Backend& cpu_backend() {
+  static CpuBackend backend;
+  return backend;
+}
+
+// ---------------------------------------------------------------- memory and data movement
+
+void CpuBackend::copy_to_host(void* host_destination, const void* source, size_t bytes) {
+  if (bytes) std::memcpy(host_destination, source, bytes);
+}
+
+void CpuBackend::copy_from_host(void* destination, const void* host_source, size_t bytes) {
+  if (bytes) std::memcpy(destination, host_source, bytes);
+}
+
+void CpuBackend::fill(DType dtype, void* out, int64_t n, double value) {
+  dispatch_any(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    T* y = static_cast<T*>(out);
+    T v = static_cast<T>(value);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = v;
+  });
+}
+
+void CpuBackend::convert(DType from, const void* in, DType to, void* out, int64_t n) {
+  if (from == to) {
+    if (in != out && n) std::memcpy(out, in, n * dtype_size(from));
+    return;
+  }
+  dispatch_any(from, [&](auto from_zero) {
+    using From = decltype(from_zero);
+    dispatch_any(to, [&](auto to_zero) {
+      using To = decltype(to_zero);
+      const From* x = static_cast<const From*>(in);
+      To* y = static_cast<To*>(out);
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<To>(x[i]);
+    });
+  });
+}
+
+// Walks every index of `shape` with an odometer, keeping both flat offsets up to date.
+void CpuBackend::copy_strided(DType dtype, const Shape& shape, const void* in,
+                              const int64_t* in_strides, void* out, const int64_t* out_strides) {
+  int64_t total = shape.numel();
+  if (total == 0) return;
+  int rank = shape.rank();
+  dispatch_any(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T* x = static_cast<const T*>(in);
+    T* y = static_cast<T*>(out);
+    if (rank == 0) {
+      y[0] = x[0];
+      return;
+    }
+    int64_t inner = shape[rank - 1], sx = in_strides[rank - 1], sy = out_strides[rank - 1];
+    int64_t counter[kMaxRank] = {};
+    int64_t ox = 0, oy = 0;
+    for (int64_t done = 0; done < total; done += inner) {
+      if (sx == 1 && sy == 1) {
+        std::memcpy(y + oy, x + ox, inner * sizeof(T));
+      } else {
+        for (int64_t i = 0; i < inner; ++i) y[oy + i * sy] = x[ox + i * sx];
+      }
+      for (int axis = rank - 2; axis >= 0; --axis) {
+        ox += in_strides[axis];
+        oy += out_strides[axis];
+        if (++counter[axis] < shape[axis]) break;
+        ox -= in_strides[axis] * shape[axis];
+        oy -= out_strides[axis] * shape[axis];
+        counter[axis] = 0;
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------- gemm
+
+void CpuBackend::gemm(DType dtype, bool transpose_a, bool transpose_b, int64_t m, int64_t n,
+                      int64_t k, double alpha, const void* a, const void* b, double beta, void* c,
+                      int64_t batch, int64_t stride_a, int64_t stride_b, int64_t stride_c) {
+  // Row-major leading dimensions: op(A) is [m, k], so A itself is [k, m] when transposed.
+  const blasint lda = transpose_a ? m : k, ldb = transpose_b ? k : n, ldc = n;
+  const CBLAS_TRANSPOSE ta = transpose_a ? CblasTrans : CblasNoTrans;
+  const CBLAS_TRANSPOSE tb = transpose_b ? CblasTrans : CblasNoTrans;
+  if (m == 0 || n == 0) return;
+  dispatch_floating(dtype, "gemm", [&](auto zero) {
+    using T = decltype(zero);
+    for (int64_t i = 0; i < batch; ++i) {
+      const T* ai = static_cast<const T*>(a) + i * stride_a;
+      const T* bi = static_cast<const T*>(b) + i * stride_b;
+      T* ci = static_cast<T*>(c) + i * stride_c;
+      if (k == 0) {  // BLAS leaves C untouched when k == 0 only if beta == 1; be explicit
+        for (int64_t j = 0; j < m * n; ++j) ci[j] = beta == 0 ? T(0) : static_cast<T>(beta) * ci[j];
+        continue;
+      }
+      if constexpr (std::is_same_v<T, float>)
+        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, static_cast<float>(alpha), ai, lda, bi, ldb,
+                    static_cast<float>(beta), ci, ldc);
+      else
+        cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, ai, lda, bi, ldb, beta, ci, ldc);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- indexing
+
+void CpuBackend::gather(DType dtype, const void* x, const int64_t* index, void* out, int64_t outer,
+                        int64_t n, int64_t k, int64_t inner, bool shared_index) {
+  dispatch_any(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T* src = static_cast<const T*>(x);
+    T* dst = static_cast<T*>(out);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < k; ++j) {
+        T* row = dst + (o * k + j) * inner;
+        if (shared_index) {
+          std::memcpy(row, src + (o * n + index[j]) * inner, inner * sizeof(T));
+        } else {
+          const int64_t* idx = index + (o * k + j) * inner;
+          for (int64_t i = 0; i < inner; ++i) row[i] = src[(o * n + idx[i]) * inner + i];
+        }
+      }
+  });
+}
+
+void CpuBackend::scatter_add(DType dtype, const void* src, const int64_t* index, void* out,
+                             int64_t outer, int64_t n, int64_t k, int64_t inner,
+                             bool shared_index) {
+  dispatch_floating(dtype, "scatter_add", [&](auto zero) {
+    using T = decltype(zero);
+    const T* from = static_cast<const T*>(src);
+    T* to = static_cast<T*>(out);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < k; ++j) {
+        const T* row = from + (o * k + j) * inner;
+        if (shared_index) {
+          T* target = to + (o * n + index[j]) * inner;
+#pragma omp simd
+          for (int64_t i = 0; i < inner; ++i) target[i] += row[i];
+        } else {
+          const int64_t* idx = index + (o * k + j) * inner;
+          for (int64_t i = 0; i < inner; ++i) to[(o * n + idx[i]) * inner + i] += row[i];
+        }
+      }
+  });
+}
+
+void CpuBackend::one_hot(DType dtype, const int64_t* index, void* out, int64_t rows,
+                         int64_t classes) {
+  fill(dtype, out, rows * classes, 0);
+  dispatch_any(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    T* y = static_cast<T*>(out);
+    for (int64_t r = 0; r < rows; ++r) y[r * classes + index[r]] = T(1);
+  });
+}
+
+}  // namespace tg

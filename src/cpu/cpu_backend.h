@@ -1,0 +1,74 @@
+// src/cpu/cpu_backend.h — the CPU implementation of the Backend interface: OpenBLAS for gemm,
+// plain loops for everything else (vectorised by the compiler, see vector_math.h).
+#pragma once
+
+#include "tapegrad/backend.h"
+#include "tapegrad/error.h"
+#include "../tensor/caching_allocator.h"
+
+namespace tg {
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend();
+  const char* name() const override { return "cpu"; }
+
+  void* allocate(size_t bytes) override { return allocator_.allocate(bytes); }
+  void deallocate(void* pointer, size_t bytes) override { allocator_.deallocate(pointer, bytes); }
+  MemoryStats memory_stats() const override { return allocator_.stats(); }
+  void release_cached_memory() override { allocator_.release_cached(); }
+  void copy_to_host(void* host_destination, const void* source, size_t bytes) override;
+  void copy_from_host(void* destination, const void* host_source, size_t bytes) override;
+
+  void fill(DType dtype, void* out, int64_t n, double value) override;
+  void convert(DType from, const void* in, DType to, void* out, int64_t n) override;
+  void copy_strided(DType dtype, const Shape& shape, const void* in, const int64_t* in_strides,
+                    void* out, const int64_t* out_strides) override;
+
+  void unary(UnaryOp op, DType dtype, const void* x, void* y, int64_t n, double a,
+             double b) override;
+  void binary(BinaryOp op, DType dtype, const void* a, const void* b, void* out,
+              const BroadcastLayout& layout) override;
+  void where(DType dtype, const void* condition, const void* a, const void* b, void* out,
+             const BroadcastLayout& layout) override;
+  void reduce(ReduceOp op, DType dtype, const void* x, void* out, int64_t outer, int64_t n,
+              int64_t inner) override;
+  void argmax(DType dtype, const void* x, int64_t* out, int64_t outer, int64_t n,
+              int64_t inner) override;
+
+  void gemm(DType dtype, bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
+            double alpha, const void* a, const void* b, double beta, void* c, int64_t batch,
+            int64_t stride_a, int64_t stride_b, int64_t stride_c) override;
+
+  void gather(DType dtype, const void* x, const int64_t* index, void* out, int64_t outer,
+              int64_t n, int64_t k, int64_t inner, bool shared_index) override;
+  void scatter_add(DType dtype, const void* src, const int64_t* index, void* out, int64_t outer,
+                   int64_t n, int64_t k, int64_t inner, bool shared_index) override;
+  void one_hot(DType dtype, const int64_t* index, void* out, int64_t rows,
+               int64_t classes) override;
+
+ private:
+  CachingAllocator allocator_;
+};
+
+// Calls f(T{}) with T = float or double for a floating dtype; throws naming `op` otherwise.
+template <class F>
+void dispatch_floating(DType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case DType::f32: f(float{}); return;
+    case DType::f64: f(double{}); return;
+    default: fail(op, "expected an f32 or f64 tensor, got ", dtype);
+  }
+}
+
+// The same for every dtype, i64 included.
+template <class F>
+void dispatch_any(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::f32: f(float{}); return;
+    case DType::f64: f(double{}); return;
+    case DType::i64: f(int64_t{}); return;
+  }
+}
+
+}  // namespace tg

@@ -1,0 +1,319 @@
+// src/cpu/cpu_elementwise.cpp — elementwise and reduction kernels: loops around the shared
+// per-element functors of src/kernels/elementwise_math.h.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../kernels/elementwise_math.h"
+#include "cpu_backend.h"
+#include "vector_math.h"
+
+namespace tg {
+
+namespace k = kernels;
+
+// ---------------------------------------------------------------- unary
+
+// y[i] = f(x[i], a, b). x may equal y (no element depends on another, so simd stays valid).
+template <class T, class F>
+static void map_unary(const T* x, T* y, int64_t n, T a, T b, F f) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i], a, b);
+}
+
+void CpuBackend::unary(UnaryOp op, DType dtype, const void* x_, void* y_, int64_t n, double a_,
+                       double b_) {
+  dispatch_floating(dtype, "unary", [&](auto zero) {
+    using T = decltype(zero);
+    const T* x = static_cast<const T*>(x_);
+    T* y = static_cast<T*>(y_);
+    T a = static_cast<T>(a_), b = static_cast<T>(b_);
+    switch (op) {
+      case UnaryOp::neg: return map_unary(x, y, n, a, b, k::Neg{});
+      case UnaryOp::exp: return map_unary(x, y, n, a, b, k::Exp{});
+      case UnaryOp::log: return map_unary(x, y, n, a, b, k::Log{});
+      case UnaryOp::log1p: return map_unary(x, y, n, a, b, k::Log1p{});
+      case UnaryOp::sqrt: return map_unary(x, y, n, a, b, k::Sqrt{});
+      case UnaryOp::abs: return map_unary(x, y, n, a, b, k::Abs{});
+      case UnaryOp::sign: return map_unary(x, y, n, a, b, k::Sign{});
+      case UnaryOp::tanh: return map_unary(x, y, n, a, b, k::Tanh{});
+      case UnaryOp::sigmoid: return map_unary(x, y, n, a, b, k::Sigmoid{});
+      case UnaryOp::relu: return map_unary(x, y, n, a, b, k::Relu{});
+      case UnaryOp::square: return map_unary(x, y, n, a, b, k::Square{});
+      case UnaryOp::reciprocal: return map_unary(x, y, n, a, b, k::Reciprocal{});
+      case UnaryOp::add_scalar: return map_unary(x, y, n, a, b, k::AddScalar{});
+      case UnaryOp::mul_scalar: return map_unary(x, y, n, a, b, k::MulScalar{});
+      case UnaryOp::rsub_scalar: return map_unary(x, y, n, a, b, k::RsubScalar{});
+      case UnaryOp::pow_scalar: return map_unary(x, y, n, a, b, k::PowScalar{});
+      case UnaryOp::clamp: return map_unary(x, y, n, a, b, k::Clamp{});
+      case UnaryOp::in_range: return map_unary(x, y, n, a, b, k::InRange{});
+    }
+  });
+}
+
+// ---------------------------------------------------------------- broadcasting
+
+namespace {
+
+// A broadcast layout with size-1 dimensions dropped and neighbouring dimensions merged wherever
+// every input walks them as one (stride[d] == stride[d+1] * size[d+1]). Most broadcasts collapse
+// to one or two dimensions, e.g. [N, C] + [C] -> sizes {N, C}, strides a {C, 1}, b {0, 1}.
+struct Walk {
+  int rank = 0;
+  int64_t size[kMaxRank];
+  int64_t stride[BroadcastLayout::kMaxInputs][kMaxRank];
+};
+
+Walk collapse(const BroadcastLayout& layout) {
+  Walk w;
+  for (int d = 0; d < layout.shape.rank(); ++d) {
+    if (layout.shape[d] == 1) continue;
+    bool merge = w.rank > 0;
+    for (int i = 0; i < layout.inputs && merge; ++i)
+      merge = w.stride[i][w.rank - 1] == layout.strides[i][d] * layout.shape[d];
+    if (merge) {
+      w.size[w.rank - 1] *= layout.shape[d];
+      for (int i = 0; i < layout.inputs; ++i) w.stride[i][w.rank - 1] = layout.strides[i][d];
+    } else {
+      w.size[w.rank] = layout.shape[d];
+      for (int i = 0; i < layout.inputs; ++i) w.stride[i][w.rank] = layout.strides[i][d];
+      ++w.rank;
+    }
+  }
+  if (w.rank == 0) {  // a single element
+    w.rank = 1;
+    w.size[0] = 1;
+    for (int i = 0; i < layout.inputs; ++i) w.stride[i][0] = 0;
+  }
+  return w;
+}
+
+// Calls row(offsets, inner) for every innermost row of the walk, where offsets[i] is where input
+// i's row starts; the row's own strides are w.stride[i][rank-1].
+template <class Row>
+void for_each_row(const Walk& w, int inputs, Row row) {
+  int last = w.rank - 1;
+  int64_t inner = w.size[last];
+  int64_t rows = 1;
+  for (int d = 0; d < last; ++d) rows *= w.size[d];
+  int64_t offsets[BroadcastLayout::kMaxInputs] = {};
+  int64_t counter[kMaxRank] = {};
+  for (int64_t r = 0; r < rows; ++r) {
+    row(offsets, r * inner, inner);
+    for (int d = last - 1; d >= 0; --d) {
+      for (int i = 0; i < inputs; ++i) offsets[i] += w.stride[i][d];
+      if (++counter[d] < w.size[d]) break;
+      for (int i = 0; i < inputs; ++i) offsets[i] -= w.stride[i][d] * w.size[d];
+      counter[d] = 0;
+    }
+  }
+}
+
+template <class T, class F>
+void map_binary(const T* a, const T* b, T* out, const BroadcastLayout& layout, F f) {
+  Walk w = collapse(layout);
+  int last = w.rank - 1;
+  int64_t sa = w.stride[0][last], sb = w.stride[1][last];
+  for_each_row(w, 2, [&](const int64_t* offsets, int64_t out_offset, int64_t inner) {
+    const T* pa = a + offsets[0];
+    const T* pb = b + offsets[1];
+    T* po = out + out_offset;
+    if (sa == 1 && sb == 1) {
+#pragma omp simd
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], pb[i]);
+    } else if (sa == 1) {
+      const T vb = pb[0];
+#pragma omp simd
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], vb);
+    } else if (sb == 1) {
+      const T va = pa[0];
+#pragma omp simd
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(va, pb[i]);
+    } else {
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i * sa], pb[i * sb]);
+    }
+  });
+}
+
+}  // namespace
+
+void CpuBackend::binary(BinaryOp op, DType dtype, const void* a_, const void* b_, void* out_,
+                        const BroadcastLayout& layout) {
+  dispatch_floating(dtype, "binary", [&](auto zero) {
+    using T = decltype(zero);
+    const T* a = static_cast<const T*>(a_);
+    const T* b = static_cast<const T*>(b_);
+    T* out = static_cast<T*>(out_);
+    switch (op) {
+      case BinaryOp::add: return map_binary(a, b, out, layout, k::Add{});
+      case BinaryOp::sub: return map_binary(a, b, out, layout, k::Sub{});
+      case BinaryOp::mul: return map_binary(a, b, out, layout, k::Mul{});
+      case BinaryOp::div: return map_binary(a, b, out, layout, k::Div{});
+      case BinaryOp::pow: return map_binary(a, b, out, layout, k::Pow{});
+      case BinaryOp::minimum: return map_binary(a, b, out, layout, k::Minimum{});
+      case BinaryOp::maximum: return map_binary(a, b, out, layout, k::Maximum{});
+      case BinaryOp::equal: return map_binary(a, b, out, layout, k::Equal{});
+      case BinaryOp::less: return map_binary(a, b, out, layout, k::Less{});
+      case BinaryOp::less_equal: return map_binary(a, b, out, layout, k::LessEqual{});
+      case BinaryOp::greater: return map_binary(a, b, out, layout, k::Greater{});
+      case BinaryOp::greater_equal: return map_binary(a, b, out, layout, k::GreaterEqual{});
+      case BinaryOp::relu_backward: return map_binary(a, b, out, layout, k::ReluBackward{});
+      case BinaryOp::tanh_backward: return map_binary(a, b, out, layout, k::TanhBackward{});
+      case BinaryOp::sigmoid_backward: return map_binary(a, b, out, layout, k::SigmoidBackward{});
+      case BinaryOp::abs_backward: return map_binary(a, b, out, layout, k::AbsBackward{});
+    }
+  });
+}
+
+void CpuBackend::where(DType dtype, const void* condition_, const void* a_, const void* b_,
+                       void* out_, const BroadcastLayout& layout) {
+  dispatch_floating(dtype, "where", [&](auto zero) {
+    using T = decltype(zero);
+    const T* condition = static_cast<const T*>(condition_);
+    const T* a = static_cast<const T*>(a_);
+    const T* b = static_cast<const T*>(b_);
+    T* out = static_cast<T*>(out_);
+    Walk w = collapse(layout);
+    int last = w.rank - 1;
+    int64_t sc = w.stride[0][last], sa = w.stride[1][last], sb = w.stride[2][last];
+    for_each_row(w, 3, [&](const int64_t* offsets, int64_t out_offset, int64_t inner) {
+      const T* pc = condition + offsets[0];
+      const T* pa = a + offsets[1];
+      const T* pb = b + offsets[2];
+      T* po = out + out_offset;
+      for (int64_t i = 0; i < inner; ++i) po[i] = pc[i * sc] != T(0) ? pa[i * sa] : pb[i * sb];
+    });
+  });
+}
+
+// ---------------------------------------------------------------- reductions
+
+namespace {
+
+// Sums accumulate in double: float sums over a whole dataset would otherwise lose digits.
+template <class T>
+void reduce_sum(const T* x, T* out, int64_t outer, int64_t n, int64_t inner, double scale) {
+  if (inner == 1) {
+    for (int64_t o = 0; o < outer; ++o) {
+      const T* row = x + o * n;
+      double total = 0;
+#pragma omp simd reduction(+ : total)
+      for (int64_t j = 0; j < n; ++j) total += row[j];
+      out[o] = static_cast<T>(total * scale);
+    }
+    return;
+  }
+  std::vector<double> totals(inner);
+  for (int64_t o = 0; o < outer; ++o) {
+    std::fill(totals.begin(), totals.end(), 0.0);
+    double* t = totals.data();
+    for (int64_t j = 0; j < n; ++j) {
+      const T* row = x + (o * n + j) * inner;
+#pragma omp simd
+      for (int64_t i = 0; i < inner; ++i) t[i] += row[i];
+    }
+    T* dst = out + o * inner;
+    for (int64_t i = 0; i < inner; ++i) dst[i] = static_cast<T>(t[i] * scale);
+  }
+}
+
+// Max/min propagate NaN, like the elementwise maximum/minimum.
+template <class T, class Pick>
+void reduce_extreme(const T* x, T* out, int64_t outer, int64_t n, int64_t inner, T start,
+                    Pick pick) {
+  for (int64_t o = 0; o < outer; ++o) {
+    T* dst = out + o * inner;
+    for (int64_t i = 0; i < inner; ++i) dst[i] = start;
+    for (int64_t j = 0; j < n; ++j) {
+      const T* row = x + (o * n + j) * inner;
+      for (int64_t i = 0; i < inner; ++i) dst[i] = pick(row[i], dst[i]);
+    }
+  }
+}
+
+// log Σ e^x = m + log Σ e^(x - m) with m = max x, so nothing overflows. A row that is all -inf
+// gives -inf (log 0); a row containing +inf gives +inf.
+template <class T>
+void reduce_logsumexp(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
+  reduce_extreme(x, out, outer, n, inner, -std::numeric_limits<T>::infinity(), k::Maximum{});
+  std::vector<T> totals(inner);
+  for (int64_t o = 0; o < outer; ++o) {
+    T* m = out + o * inner;
+    std::fill(totals.begin(), totals.end(), T(0));
+    for (int64_t j = 0; j < n; ++j) {
+      const T* row = x + (o * n + j) * inner;
+      if (inner == 1) {
+        totals[0] += std::exp(row[0] - m[0]);
+        continue;
+      }
+      T* t = totals.data();
+#pragma omp simd
+      for (int64_t i = 0; i < inner; ++i) t[i] += std::exp(row[i] - m[i]);
+    }
+    for (int64_t i = 0; i < inner; ++i)
+      if (std::isfinite(m[i])) m[i] += std::log(totals[i]);
+  }
+}
+
+// The contiguous-row case of logsumexp, vectorised: the common softmax-like use.
+template <class T>
+void reduce_logsumexp_rows(const T* x, T* out, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = x + r * n;
+    T m = -std::numeric_limits<T>::infinity();
+    for (int64_t j = 0; j < n; ++j) m = k::Maximum{}(row[j], m);
+    if (!std::isfinite(m)) {
+      out[r] = m;
+      continue;
+    }
+    T total = 0;
+#pragma omp simd reduction(+ : total)
+    for (int64_t j = 0; j < n; ++j) total += std::exp(row[j] - m);
+    out[r] = m + std::log(total);
+  }
+}
+
+}  // namespace
+
+void CpuBackend::reduce(ReduceOp op, DType dtype, const void* x_, void* out_, int64_t outer,
+                        int64_t n, int64_t inner) {
+  dispatch_floating(dtype, "reduce", [&](auto zero) {
+    using T = decltype(zero);
+    const T* x = static_cast<const T*>(x_);
+    T* out = static_cast<T*>(out_);
+    constexpr T inf = std::numeric_limits<T>::infinity();
+    switch (op) {
+      case ReduceOp::sum: return reduce_sum(x, out, outer, n, inner, 1.0);
+      case ReduceOp::mean:
+        return reduce_sum(x, out, outer, n, inner, n ? 1.0 / n : std::nan(""));
+      case ReduceOp::max: return reduce_extreme(x, out, outer, n, inner, -inf, k::Maximum{});
+      case ReduceOp::min: return reduce_extreme(x, out, outer, n, inner, inf, k::Minimum{});
+      case ReduceOp::logsumexp:
+        if (inner == 1) return reduce_logsumexp_rows(x, out, outer, n);
+        return reduce_logsumexp(x, out, outer, n, inner);
+    }
+  });
+}
+
+void CpuBackend::argmax(DType dtype, const void* x_, int64_t* out, int64_t outer, int64_t n,
+                        int64_t inner) {
+  dispatch_floating(dtype, "argmax", [&](auto zero) {
+    using T = decltype(zero);
+    const T* x = static_cast<const T*>(x_);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        int64_t best = 0;
+        T best_value = x[o * n * inner + i];
+        for (int64_t j = 1; j < n && best_value == best_value; ++j) {
+          T v = x[(o * n + j) * inner + i];
+          if (v > best_value || v != v) {
+            best = j;
+            best_value = v;
+          }
+        }
+        out[o * inner + i] = best;
+      }
+  });
+}
+
+}  // namespace tg

@@ -1,0 +1,302 @@
+// src/ops/elementwise.cpp — elementwise ops, each forward followed by its backward.
+//
+// Notation in the comments (PyTorch's derivatives.yaml): `grad` is the gradient of the op's
+// output, `y` the output, grad_<input> what flows to that input. Broadcasting needs no code here:
+// Gradients::add sums a gradient back to its input's shape.
+#include <cmath>
+
+#include "op_helpers.h"
+
+namespace tg {
+
+using detail::binary_kernel;
+using detail::unary_kernel;
+
+// ---------------------------------------------------------------- two inputs
+
+// y = a + b                      grad_a = grad                  grad_b = grad
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor y = binary_kernel("add", BinaryOp::add, a, b);
+  if (is_recording(a, b))
+    record("add", y, {a, b}, [](const Tensor& grad, Gradients& g) {
+      g.add(0, grad);
+      g.add(1, grad);
+    });
+  return y;
+}
+
+// y = a - b                      grad_a = grad                  grad_b = -grad
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor y = binary_kernel("sub", BinaryOp::sub, a, b);
+  if (is_recording(a, b))
+    record("sub", y, {a, b}, [](const Tensor& grad, Gradients& g) {
+      g.add(0, grad);
+      if (g.wants(1)) g.add(1, neg(grad));
+    });
+  return y;
+}
+
+// y = a * b                      grad_a = grad * b              grad_b = grad * a
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor y = binary_kernel("mul", BinaryOp::mul, a, b);
+  if (is_recording(a, b))
+    record("mul", y, {a, b}, [a, b](const Tensor& grad, Gradients& g) {
+      if (g.wants(0)) g.add(0, mul(grad, b));
+      if (g.wants(1)) g.add(1, mul(grad, a));
+    });
+  return y;
+}
+
+// y = a / b                      grad_a = grad / b              grad_b = -grad * y / b
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor y = binary_kernel("div", BinaryOp::div, a, b);
+  if (is_recording(a, b))
+    record("div", y, {a, b}, [b, y](const Tensor& grad, Gradients& g) {
+      Tensor grad_over_b = div(grad, b);
+      g.add(0, grad_over_b);
+      if (g.wants(1)) g.add(1, neg(mul(grad_over_b, y)));
+    });
+  return y;
+}
+
+// y = a^b                        grad_a = grad * b * a^(b-1)    grad_b = grad * y * ln a
+// (grad_b is taken as 0 where a == 0, where y * ln a is 0 * -inf; PyTorch does the same.)
+Tensor pow(const Tensor& a, const Tensor& b) {
+  Tensor y = binary_kernel("pow", BinaryOp::pow, a, b);
+  if (is_recording(a, b))
+    record("pow", y, {a, b}, [a, b, y](const Tensor& grad, Gradients& g) {
+      if (g.wants(0)) g.add(0, mul(grad, mul(b, pow(a, sub(b, 1.0)))));
+      if (g.wants(1)) {
+        Tensor zero = zeros({}, y.dtype(), y.device());
+        g.add(1, mul(grad, where(equal(a, zero), zero, mul(y, log(a)))));
+      }
+    });
+  return y;
+}
+
+// The share of the gradient that goes to `a` in minimum/maximum: 1 where a wins, ½ on ties.
+static Tensor winner_share(const Tensor& a, const Tensor& b, BinaryOp a_wins) {
+  Tensor wins = binary_kernel("winner", a_wins, a, b);
+  Tensor ties = binary_kernel("winner", BinaryOp::equal, a, b);
+  return add(wins, mul(ties, 0.5));
+}
+
+// y = min(a, b)                  grad_a = grad * [a < b]        grad_b = grad * [b < a]
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  Tensor y = binary_kernel("minimum", BinaryOp::minimum, a, b);
+  if (is_recording(a, b))
+    record("minimum", y, {a, b}, [a, b](const Tensor& grad, Gradients& g) {
+      Tensor share_a = winner_share(a, b, BinaryOp::less);
+      if (g.wants(0)) g.add(0, mul(grad, share_a));
+      if (g.wants(1)) g.add(1, mul(grad, sub(1.0, share_a)));
+    });
+  return y;
+}
+
+// y = max(a, b)                  grad_a = grad * [a > b]        grad_b = grad * [b > a]
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  Tensor y = binary_kernel("maximum", BinaryOp::maximum, a, b);
+  if (is_recording(a, b))
+    record("maximum", y, {a, b}, [a, b](const Tensor& grad, Gradients& g) {
+      Tensor share_a = winner_share(a, b, BinaryOp::greater);
+      if (g.wants(0)) g.add(0, mul(grad, share_a));
+      if (g.wants(1)) g.add(1, mul(grad, sub(1.0, share_a)));
+    });
+  return y;
+}
+
+// ---------------------------------------------------------------- a tensor and a scalar
+
+// y = x + s                      grad_x = grad
+Tensor add(const Tensor& x, double s) {
+  Tensor y = unary_kernel("add", UnaryOp::add_scalar, x, s);
+  if (is_recording(x))
+    record("add_scalar", y, {x}, [](const Tensor& grad, Gradients& g) { g.add(0, grad); });
+  return y;
+}
+
+Tensor sub(const Tensor& x, double s) { return add(x, -s); }
+
+// y = s - x                      grad_x = -grad
+Tensor sub(double s, const Tensor& x) {
+  Tensor y = unary_kernel("sub", UnaryOp::rsub_scalar, x, s);
+  if (is_recording(x))
+    record("rsub_scalar", y, {x}, [](const Tensor& grad, Gradients& g) { g.add(0, neg(grad)); });
+  return y;
+}
+
+// y = x * s                      grad_x = grad * s
+Tensor mul(const Tensor& x, double s) {
+  Tensor y = unary_kernel("mul", UnaryOp::mul_scalar, x, s);
+  if (is_recording(x))
+    record("mul_scalar", y, {x}, [s](const Tensor& grad, Gradients& g) { g.add(0, mul(grad, s)); });
+  return y;
+}
+
+Tensor div(const Tensor& x, double s) { return mul(x, 1.0 / s); }
+
+// y = s / x                      grad_x = -grad * y / x
+Tensor div(double s, const Tensor& x) {
+  Tensor y = unary_kernel("div", UnaryOp::reciprocal, x);
+  if (s != 1.0) y = unary_kernel("div", UnaryOp::mul_scalar, y, s);
+  if (is_recording(x))
+    record("rdiv_scalar", y, {x}, [x, y](const Tensor& grad, Gradients& g) {
+      g.add(0, neg(mul(grad, div(y, x))));
+    });
+  return y;
+}
+
+// y = x^p                        grad_x = grad * p * x^(p-1)
+Tensor pow(const Tensor& x, double p) {
+  Tensor y = p == 2.0 ? unary_kernel("pow", UnaryOp::square, x)
+                      : unary_kernel("pow", UnaryOp::pow_scalar, x, p);
+  if (is_recording(x))
+    record("pow_scalar", y, {x}, [x, p](const Tensor& grad, Gradients& g) {
+      Tensor slope = p == 2.0 ? mul(x, 2.0) : mul(pow(x, p - 1.0), p);
+      g.add(0, mul(grad, slope));
+    });
+  return y;
+}
+
+// ---------------------------------------------------------------- one input
+
+// y = -x                         grad_x = -grad
+Tensor neg(const Tensor& x) {
+  Tensor y = unary_kernel("neg", UnaryOp::neg, x);
+  if (is_recording(x))
+    record("neg", y, {x}, [](const Tensor& grad, Gradients& g) { g.add(0, neg(grad)); });
+  return y;
+}
+
+// y = e^x                        grad_x = grad * y
+Tensor exp(const Tensor& x) {
+  Tensor y = unary_kernel("exp", UnaryOp::exp, x);
+  if (is_recording(x))
+    record("exp", y, {x}, [y](const Tensor& grad, Gradients& g) { g.add(0, mul(grad, y)); });
+  return y;
+}
+
+// y = ln x                       grad_x = grad / x
+Tensor log(const Tensor& x) {
+  Tensor y = unary_kernel("log", UnaryOp::log, x);
+  if (is_recording(x))
+    record("log", y, {x}, [x](const Tensor& grad, Gradients& g) { g.add(0, div(grad, x)); });
+  return y;
+}
+
+// y = ln(1 + x)                  grad_x = grad / (1 + x)
+Tensor log1p(const Tensor& x) {
+  Tensor y = unary_kernel("log1p", UnaryOp::log1p, x);
+  if (is_recording(x))
+    record("log1p", y, {x}, [x](const Tensor& grad, Gradients& g) {
+      g.add(0, div(grad, add(x, 1.0)));
+    });
+  return y;
+}
+
+// y = √x                         grad_x = grad / (2y)
+Tensor sqrt(const Tensor& x) {
+  Tensor y = unary_kernel("sqrt", UnaryOp::sqrt, x);
+  if (is_recording(x))
+    record("sqrt", y, {x}, [y](const Tensor& grad, Gradients& g) {
+      g.add(0, div(grad, mul(y, 2.0)));
+    });
+  return y;
+}
+
+// y = x²                         grad_x = grad * 2x
+Tensor square(const Tensor& x) {
+  Tensor y = unary_kernel("square", UnaryOp::square, x);
+  if (is_recording(x))
+    record("square", y, {x}, [x](const Tensor& grad, Gradients& g) {
+      g.add(0, mul(grad, mul(x, 2.0)));
+    });
+  return y;
+}
+
+// y = |x|                        grad_x = grad * sign(x)
+Tensor abs(const Tensor& x) {
+  Tensor y = unary_kernel("abs", UnaryOp::abs, x);
+  if (is_recording(x))
+    record("abs", y, {x}, [x](const Tensor& grad, Gradients& g) {
+      g.add(0, binary_kernel("abs_backward", BinaryOp::abs_backward, grad, x));
+    });
+  return y;
+}
+
+// y = tanh x                     grad_x = grad * (1 - y²)
+Tensor tanh(const Tensor& x) {
+  Tensor y = unary_kernel("tanh", UnaryOp::tanh, x);
+  if (is_recording(x))
+    record("tanh", y, {x}, [y](const Tensor& grad, Gradients& g) {
+      g.add(0, binary_kernel("tanh_backward", BinaryOp::tanh_backward, grad, y));
+    });
+  return y;
+}
+
+// y = 1 / (1 + e^-x)             grad_x = grad * y * (1 - y)
+Tensor sigmoid(const Tensor& x) {
+  Tensor y = unary_kernel("sigmoid", UnaryOp::sigmoid, x);
+  if (is_recording(x))
+    record("sigmoid", y, {x}, [y](const Tensor& grad, Gradients& g) {
+      g.add(0, binary_kernel("sigmoid_backward", BinaryOp::sigmoid_backward, grad, y));
+    });
+  return y;
+}
+
+// y = max(x, 0)                  grad_x = grad * [x > 0]
+Tensor relu(const Tensor& x) {
+  Tensor y = unary_kernel("relu", UnaryOp::relu, x);
+  if (is_recording(x))
+    record("relu", y, {x}, [x](const Tensor& grad, Gradients& g) {
+      g.add(0, binary_kernel("relu_backward", BinaryOp::relu_backward, grad, x));
+    });
+  return y;
+}
+
+// y = min(max(x, low), high)     grad_x = grad * [low <= x <= high]
+Tensor clamp(const Tensor& x, double low, double high) {
+  check(!(low > high), "clamp", "low ", low, " is greater than high ", high);
+  Tensor y = unary_kernel("clamp", UnaryOp::clamp, x, low, high);
+  if (is_recording(x))
+    record("clamp", y, {x}, [x, low, high](const Tensor& grad, Gradients& g) {
+      g.add(0, mul(grad, unary_kernel("clamp", UnaryOp::in_range, x, low, high)));
+    });
+  return y;
+}
+
+// ---------------------------------------------------------------- selection and comparison
+
+// y = c ? a : b                  grad_a = c ? grad : 0          grad_b = c ? 0 : grad
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
+  detail::check_compatible("where", a, b);
+  detail::check_compatible("where", condition, a);
+  detail::check_floating("where", a);
+  Shape shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"),
+                                 b.shape(), "where");
+  Tensor y = empty(shape, a.dtype(), a.device());
+  detail::backend_of(a).where(a.dtype(), condition.raw_data(), a.raw_data(), b.raw_data(),
+                              y.raw_data(),
+                              detail::broadcast_layout(shape, {condition.shape(), a.shape(), b.shape()}));
+  if (is_recording(a, b))
+    record("where", y, {a, b}, [condition](const Tensor& grad, Gradients& g) {
+      Tensor zero = zeros({}, grad.dtype(), grad.device());
+      if (g.wants(0)) g.add(0, where(condition, grad, zero));
+      if (g.wants(1)) g.add(1, where(condition, zero, grad));
+    });
+  return y;
+}
+
+Tensor equal(const Tensor& a, const Tensor& b) { return binary_kernel("equal", BinaryOp::equal, a, b); }
+Tensor less(const Tensor& a, const Tensor& b) { return binary_kernel("less", BinaryOp::less, a, b); }
+Tensor less_equal(const Tensor& a, const Tensor& b) {
+  return binary_kernel("less_equal", BinaryOp::less_equal, a, b);
+}
+Tensor greater(const Tensor& a, const Tensor& b) {
+  return binary_kernel("greater", BinaryOp::greater, a, b);
+}
+Tensor greater_equal(const Tensor& a, const Tensor& b) {
+  return binary_kernel("greater_equal", BinaryOp::greater_equal, a, b);
+}
+
+}  // namespace tg

@@ -1,0 +1,98 @@
+// src/ops/index.cpp — gather, index_select and one_hot. Index tensors are i64; every index is
+// checked before a kernel sees it, so a bad label is an error, never an out-of-bounds read.
+#include "op_helpers.h"
+
+namespace tg {
+
+using detail::AxisView;
+using detail::backend_of;
+
+namespace {
+
+// Indices as host memory, checked to lie in [0, limit).
+Tensor checked_indices(const char* op, const Tensor& index, int64_t limit) {
+  check(index.defined(), op, "the index tensor is undefined");
+  check(index.dtype() == DType::i64, op, "indices must be i64, got ", index.dtype(),
+        " (make them with tg::index_tensor or .to(DType::i64))");
+  Tensor host = index.to(Device::cpu_device());
+  const int64_t* values = host.data<int64_t>();
+  for (int64_t i = 0; i < host.numel(); ++i)
+    check(values[i] >= 0 && values[i] < limit, op, "index ", values[i], " at position ", i,
+          " is out of range [0, ", limit, ")");
+  return index;
+}
+
+// grad_x of a gather: zeros of x's shape with grad added at the gathered positions.
+Tensor scatter_into_zeros(const Tensor& grad, const Tensor& index, const Shape& x_shape, int axis,
+                          bool shared_index) {
+  Tensor out = zeros(x_shape, grad.dtype(), grad.device());
+  AxisView view(x_shape, axis);
+  backend_of(grad).scatter_add(grad.dtype(), grad.raw_data(),
+                               static_cast<const int64_t*>(index.raw_data()), out.raw_data(),
+                               view.outer, view.n, grad.shape()[axis], view.inner, shared_index);
+  return out;
+}
+
+}  // namespace
+
+// y[..j..] = x[..index[..j..]..] along axis     grad_x = scatter-add of grad at index
+Tensor gather(const Tensor& x, int axis, const Tensor& index) {
+  detail::check_floating("gather", x);
+  int a = x.shape().axis(axis, "gather");
+  check(index.defined() && index.dim() == x.dim(), "gather", "index shape ",
+        index.defined() ? index.shape() : Shape{}, " must have the rank of x ", x.shape());
+  for (int d = 0; d < x.dim(); ++d)
+    check(d == a || index.shape()[d] == x.shape()[d], "gather", "index shape ", index.shape(),
+          " must match x ", x.shape(), " on every axis but ", axis);
+  check(index.device() == x.device(), "gather", "index is on ", index.device(), ", x on ",
+        x.device());
+  checked_indices("gather", index, x.shape()[a]);
+  AxisView view(x.shape(), a);
+  Tensor y = empty(index.shape(), x.dtype(), x.device());
+  backend_of(x).gather(x.dtype(), x.raw_data(), static_cast<const int64_t*>(index.raw_data()),
+                       y.raw_data(), view.outer, view.n, index.shape()[a], view.inner, false);
+  if (is_recording(x)) {
+    Shape x_shape = x.shape();
+    record("gather", y, {x}, [index, x_shape, a](const Tensor& grad, Gradients& g) {
+      g.add(0, scatter_into_zeros(grad, index, x_shape, a, false));
+    });
+  }
+  return y;
+}
+
+// y = the slices x[index[j]] along axis     grad_x = grad's slices added back at index
+Tensor index_select(const Tensor& x, int axis, const Tensor& index) {
+  detail::check_floating("index_select", x);
+  int a = x.shape().axis(axis, "index_select");
+  check(index.defined() && index.dim() == 1, "index_select", "index must be 1-D, got shape ",
+        index.defined() ? index.shape() : Shape{});
+  check(index.device() == x.device(), "index_select", "index is on ", index.device(), ", x on ",
+        x.device());
+  checked_indices("index_select", index, x.shape()[a]);
+  AxisView view(x.shape(), a);
+  Shape shape = x.shape();
+  shape[a] = index.numel();
+  Tensor y = empty(shape, x.dtype(), x.device());
+  backend_of(x).gather(x.dtype(), x.raw_data(), static_cast<const int64_t*>(index.raw_data()),
+                       y.raw_data(), view.outer, view.n, index.numel(), view.inner, true);
+  if (is_recording(x)) {
+    Shape x_shape = x.shape();
+    record("index_select", y, {x}, [index, x_shape, a](const Tensor& grad, Gradients& g) {
+      g.add(0, scatter_into_zeros(grad, index, x_shape, a, true));
+    });
+  }
+  return y;
+}
+
+Tensor one_hot(const Tensor& index, int64_t classes, DType dtype) {
+  check(classes > 0, "one_hot", "classes must be positive, got ", classes);
+  checked_indices("one_hot", index, classes);
+  Shape shape = index.shape();
+  shape.push_back(classes);
+  Tensor y = empty(shape, dtype, index.device());
+  backend_of(index).one_hot(dtype, static_cast<const int64_t*>(index.raw_data()), y.raw_data(),
+                            index.numel(), classes);
+  return y;
+}
+
+}  // namespace tg

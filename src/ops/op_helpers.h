@@ -1,0 +1,44 @@
+// src/ops/op_helpers.h — what every op file needs: argument checks and the kernel launches that
+// produce an op's output. Nothing here records on the tape; the ops do that themselves.
+#pragma once
+
+#include "tapegrad/backend.h"
+#include "tapegrad/error.h"
+#include "tapegrad/ops.h"
+#include "tapegrad/tape.h"
+#include "tapegrad/tensor.h"
+
+namespace tg::detail {
+
+// Throws unless x is defined and f32/f64.
+void check_floating(const char* op, const Tensor& x);
+// Throws unless a and b are defined and share dtype and device.
+void check_compatible(const char* op, const Tensor& a, const Tensor& b);
+
+// y = op(x; a, b) elementwise, into a new tensor shaped like x.
+Tensor unary_kernel(const char* name, UnaryOp op, const Tensor& x, double a = 0, double b = 0);
+// out = op(a, b) with broadcasting, into a new tensor of the broadcast shape.
+Tensor binary_kernel(const char* name, BinaryOp op, const Tensor& a, const Tensor& b);
+
+// The strides each input uses to walk `out` (0 where it is broadcast). Inputs must already be
+// known to broadcast to `out`.
+BroadcastLayout broadcast_layout(const Shape& out, std::initializer_list<Shape> inputs);
+
+// Row-major strides of a shape, as a fixed array.
+struct Strides {
+  int64_t values[kMaxRank] = {};
+  explicit Strides(const Shape& shape) { shape.strides(values); }
+};
+
+inline Backend& backend_of(const Tensor& t) { return backend_for(t.device()); }
+
+// The sizes of the [outer, n, inner] view of `shape` around `axis`.
+struct AxisView {
+  int64_t outer = 1, n = 1, inner = 1;
+  AxisView(const Shape& shape, int axis);
+};
+
+// `shape` with `axis` removed (or set to 1 when keepdim).
+Shape reduced_shape(const Shape& shape, int axis, bool keepdim);
+
+}  // namespace tg::detail

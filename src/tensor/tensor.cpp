@@ -1,0 +1,353 @@
+// src/tensor/tensor.cpp — Tensor handles: creation, element access, copies, printing.
+#include "tapegrad/tensor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+
+#include "tapegrad/backend.h"
+#include "tapegrad/error.h"
+#include "tapegrad/tape.h"
+
+namespace tg {
+
+Storage::Storage(size_t bytes_, Device device_) : bytes(bytes_), device(device_) {
+  data = backend_for(device).allocate(bytes);
+}
+
+Storage::~Storage() { backend_for(device).deallocate(data, bytes); }
+
+// ---------------------------------------------------------------- creation
+
+Tensor empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t size : shape)
+    check(size >= 0, "empty", "shape ", shape, " has a negative size (-1 is only for reshape)");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->device = device;
+  impl->storage = std::make_shared<Storage>(shape.numel() * dtype_size(dtype), device);
+  return Tensor(std::move(impl));
+}
+
+Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  backend_for(device).fill(dtype, t.raw_data(), t.numel(), value);
+  return t;
+}
+
+Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0, dtype, device); }
+Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1, dtype, device); }
+Tensor zeros_like(const Tensor& like) { return zeros(like.shape(), like.dtype(), like.device()); }
+Tensor ones_like(const Tensor& like) { return ones(like.shape(), like.dtype(), like.device()); }
+Tensor full_like(const Tensor& like, double value) {
+  return full(like.shape(), value, like.dtype(), like.device());
+}
+Tensor scalar(double value, DType dtype, Device device) { return full(Shape{}, value, dtype, device); }
+
+Tensor tensor(const std::vector<double>& values, DType dtype) {
+  return tensor(values, Shape{static_cast<int64_t>(values.size())}, dtype);
+}
+
+Tensor tensor(const std::vector<double>& values, const Shape& shape, DType dtype) {
+  check(shape.numel() == static_cast<int64_t>(values.size()), "tensor", values.size(),
+        " values cannot fill shape ", shape, " (", shape.numel(), " elements)");
+  Tensor t = empty(shape, DType::f64);
+  std::copy(values.begin(), values.end(), t.data<double>());
+  return dtype == DType::f64 ? t : t.to(dtype);
+}
+
+Tensor arange(int64_t n, DType dtype) {
+  std::vector<double> values(n);
+  for (int64_t i = 0; i < n; ++i) values[i] = static_cast<double>(i);
+  return tensor(values, dtype);
+}
+
+Tensor index_tensor(const std::vector<int64_t>& indices, const Shape& shape) {
+  Shape s = shape.rank() == 0 ? Shape{static_cast<int64_t>(indices.size())} : shape;
+  check(s.numel() == static_cast<int64_t>(indices.size()), "index_tensor", indices.size(),
+        " indices cannot fill shape ", s);
+  Tensor t = empty(s, DType::i64);
+  std::copy(indices.begin(), indices.end(), t.data<int64_t>());
+  return t;
+}
+
+// ---------------------------------------------------------------- properties
+
+static TensorImpl& defined_impl(const std::shared_ptr<TensorImpl>& impl, const char* what) {
+  check(impl != nullptr, what, "the tensor is undefined (default-constructed)");
+  return *impl;
+}
+
+const Shape& Tensor::shape() const { return defined_impl(impl_, "shape").shape; }
+int64_t Tensor::size(int axis) const { return shape()[shape().axis(axis, "size")]; }
+int64_t Tensor::numel() const { return shape().numel(); }
+DType Tensor::dtype() const { return defined_impl(impl_, "dtype").dtype; }
+Device Tensor::device() const { return defined_impl(impl_, "device").device; }
+
+void* Tensor::raw_data() {
+  TensorImpl& impl = defined_impl(impl_, "data");
+  return static_cast<char*>(impl.storage->data) + impl.offset_bytes;
+}
+const void* Tensor::raw_data() const { return const_cast<Tensor*>(this)->raw_data(); }
+
+template <class T>
+T* Tensor::data() {
+  check(dtype() == dtype_of<T>(), "data", "the tensor holds ", dtype(), ", not ",
+        dtype_of<T>());
+  check(device().is_cpu(), "data", "the tensor lives on ", device(),
+        "; copy it with .to(Device::cpu_device()) first");
+  return static_cast<T*>(raw_data());
+}
+template <class T>
+const T* Tensor::data() const {
+  return const_cast<Tensor*>(this)->data<T>();
+}
+template float* Tensor::data<float>();
+template double* Tensor::data<double>();
+template int64_t* Tensor::data<int64_t>();
+template const float* Tensor::data<float>() const;
+template const double* Tensor::data<double>() const;
+template const int64_t* Tensor::data<int64_t>() const;
+
+// ---------------------------------------------------------------- element access
+
+static double load(const void* base, DType dtype, int64_t i) {
+  switch (dtype) {
+    case DType::f32: return static_cast<const float*>(base)[i];
+    case DType::f64: return static_cast<const double*>(base)[i];
+    case DType::i64: return static_cast<double>(static_cast<const int64_t*>(base)[i]);
+  }
+  return 0;
+}
+
+static void store(void* base, DType dtype, int64_t i, double value) {
+  switch (dtype) {
+    case DType::f32: static_cast<float*>(base)[i] = static_cast<float>(value); break;
+    case DType::f64: static_cast<double*>(base)[i] = value; break;
+    case DType::i64: static_cast<int64_t*>(base)[i] = static_cast<int64_t>(value); break;
+  }
+}
+
+static int64_t flat_index(const Shape& shape, std::initializer_list<int64_t> index, const char* op) {
+  check(static_cast<int>(index.size()) == shape.rank(), op, "got ", index.size(),
+        " indices for a tensor of shape ", shape);
+  int64_t flat = 0;
+  int axis = 0;
+  for (int64_t i : index) {
+    check(i >= 0 && i < shape[axis], op, "index ", i, " is out of range for axis ", axis,
+          " of shape ", shape);
+    flat = flat * shape[axis] + i;
+    ++axis;
+  }
+  return flat;
+}
+
+double Tensor::item() const {
+  check(numel() == 1, "item", "expected a tensor with one element, got shape ", shape());
+  return to_vector()[0];
+}
+
+double Tensor::at(std::initializer_list<int64_t> index) const {
+  int64_t flat = flat_index(shape(), index, "at");
+  if (device().is_cpu()) return load(raw_data(), dtype(), flat);
+  return to(Device::cpu_device()).at(index);
+}
+
+std::vector<double> Tensor::to_vector() const {
+  if (!device().is_cpu()) return to(Device::cpu_device()).to_vector();
+  std::vector<double> values(numel());
+  for (int64_t i = 0; i < numel(); ++i) values[i] = load(raw_data(), dtype(), i);
+  return values;
+}
+
+// ---------------------------------------------------------------- in-place writes
+
+static void check_writable(const Tensor& t, const char* op) {
+  check(!(t.requires_grad() && grad_enabled()), op,
+        "cannot modify a tensor that requires grad while gradients are recorded (its old "
+        "values may be needed by backward); wrap the update in tg::NoGrad");
+}
+
+void Tensor::set(std::initializer_list<int64_t> index, double value) {
+  check_writable(*this, "set");
+  int64_t flat = flat_index(shape(), index, "set");
+  check(device().is_cpu(), "set", "element writes need a CPU tensor, this one is on ", device());
+  store(raw_data(), dtype(), flat, value);
+}
+
+Tensor& Tensor::fill_(double value) {
+  check_writable(*this, "fill_");
+  backend_for(device()).fill(dtype(), raw_data(), numel(), value);
+  return *this;
+}
+
+Tensor& Tensor::copy_(const Tensor& source) {
+  check_writable(*this, "copy_");
+  check(source.shape() == shape(), "copy_", "source shape ", source.shape(),
+        " differs from destination shape ", shape());
+  Tensor src = source.device() == device() ? source : source.to(device());
+  backend_for(device()).convert(src.dtype(), src.raw_data(), dtype(), raw_data(), numel());
+  return *this;
+}
+
+// ---------------------------------------------------------------- copies and views
+
+Tensor Tensor::clone() const {
+  Tensor out = empty(shape(), dtype(), device());
+  backend_for(device()).convert(dtype(), raw_data(), dtype(), out.raw_data(), numel());
+  return out;
+}
+
+Tensor Tensor::detach() const {
+  TensorImpl& self = defined_impl(impl_, "detach");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = self.shape;
+  impl->dtype = self.dtype;
+  impl->device = self.device;
+  impl->storage = self.storage;
+  impl->offset_bytes = self.offset_bytes;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::to(DType target) const {
+  if (target == dtype()) return *this;
+  Tensor out = empty(shape(), target, device());
+  backend_for(device()).convert(dtype(), raw_data(), target, out.raw_data(), numel());
+  return out;
+}
+
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  Tensor out = empty(shape(), dtype(), target);
+  size_t bytes = numel() * dtype_size(dtype());
+  if (device().is_cpu()) {
+    backend_for(target).copy_from_host(out.raw_data(), raw_data(), bytes);
+  } else if (target.is_cpu()) {
+    backend_for(device()).copy_to_host(out.raw_data(), raw_data(), bytes);
+  } else {
+    return to(Device::cpu_device()).to(target);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- autograd fields
+
+bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+
+Tensor& Tensor::set_requires_grad(bool requires_grad) {
+  TensorImpl& impl = defined_impl(impl_, "set_requires_grad");
+  check(impl.is_leaf, "set_requires_grad",
+        "only leaf tensors can change requires_grad; this one was produced by a recorded op "
+        "(use detach() to get a leaf that shares its data)");
+  check(!requires_grad || is_floating(impl.dtype), "set_requires_grad",
+        "only f32 and f64 tensors can require grad, this one is ", impl.dtype);
+  impl.requires_grad = requires_grad;
+  return *this;
+}
+
+bool Tensor::is_leaf() const { return defined_impl(impl_, "is_leaf").is_leaf; }
+Tensor Tensor::grad() const { return defined_impl(impl_, "grad").grad; }
+
+void Tensor::set_grad(const Tensor& grad) {
+  TensorImpl& impl = defined_impl(impl_, "set_grad");
+  if (grad.defined())
+    check(grad.shape() == impl.shape && grad.dtype() == impl.dtype, "set_grad", "gradient ",
+          grad.shape(), " ", grad.dtype(), " does not match tensor ", impl.shape, " ", impl.dtype);
+  impl.grad = grad;
+}
+
+void Tensor::zero_grad() { defined_impl(impl_, "zero_grad").grad = Tensor(); }
+
+Tensor& Tensor::set_name(const std::string& name) {
+  defined_impl(impl_, "set_name").name = name;
+  return *this;
+}
+const std::string& Tensor::name() const { return defined_impl(impl_, "name").name; }
+
+// ---------------------------------------------------------------- printing
+
+namespace {
+
+struct NumberFormat {
+  bool integer = false;
+  bool scientific = false;
+  int width = 0;
+};
+
+NumberFormat choose_format(const std::vector<double>& values, DType dtype) {
+  NumberFormat format;
+  format.integer = dtype == DType::i64;
+  double largest = 0, smallest = INFINITY;
+  for (double v : values) {
+    if (!std::isfinite(v)) continue;
+    largest = std::max(largest, std::fabs(v));
+    if (v != 0) smallest = std::min(smallest, std::fabs(v));
+  }
+  format.scientific = !format.integer && (largest >= 1e5 || (smallest < 1e-4 && largest > 0));
+  std::ostringstream probe;
+  for (double v : values) {
+    probe.str("");
+    if (format.integer) probe << static_cast<int64_t>(v);
+    else if (format.scientific) probe << std::scientific << std::setprecision(4) << v;
+    else probe << std::fixed << std::setprecision(4) << v;
+    format.width = std::max(format.width, static_cast<int>(probe.str().size()));
+  }
+  return format;
+}
+
+void print_number(std::ostream& os, double v, const NumberFormat& format) {
+  os << std::setw(format.width);
+  if (format.integer) os << static_cast<int64_t>(v);
+  else if (format.scientific) os << std::scientific << std::setprecision(4) << v;
+  else os << std::fixed << std::setprecision(4) << v;
+}
+
+// Prints the block of `values` starting at `offset` with dimensions shape[axis:], eliding the
+// middle of long dimensions when `summarise`.
+void print_block(std::ostream& os, const std::vector<double>& values, const Shape& shape, int axis,
+                 int64_t offset, const NumberFormat& format, bool summarise, int indent) {
+  if (axis == shape.rank()) {
+    print_number(os, values[offset], format);
+    return;
+  }
+  int64_t n = shape[axis], stride = 1;
+  for (int i = axis + 1; i < shape.rank(); ++i) stride *= shape[i];
+  os << '[';
+  const int64_t edge = 3;
+  for (int64_t i = 0; i < n; ++i) {
+    if (summarise && n > 2 * edge && i == edge) {
+      os << (axis + 1 == shape.rank() ? "..., " : "...,\n" + std::string(indent + 1, ' '));
+      i = n - edge;
+    }
+    print_block(os, values, shape, axis + 1, offset + i * stride, format, summarise, indent + 1);
+    if (i + 1 < n) {
+      if (axis + 1 == shape.rank()) os << ", ";
+      else os << ',' << std::string(shape.rank() - axis - 1, '\n') << std::string(indent + 1, ' ');
+    }
+  }
+  os << ']';
+}
+
+}  // namespace
+
+std::string Tensor::to_string() const {
+  if (!defined()) return "tensor(undefined)";
+  std::vector<double> values = to_vector();
+  std::ostringstream os;
+  os << "tensor(";
+  bool summarise = numel() > 1000;
+  print_block(os, values, shape(), 0, 0, choose_format(values, dtype()), summarise, 7);
+  os << ", " << dtype();
+  if (!device().is_cpu()) os << ", " << device();
+  if (requires_grad()) os << ", requires_grad";
+  os << ')';
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const Tensor& tensor) { return os << tensor.to_string(); }
+
+}  // namespace tg

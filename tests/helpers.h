@@ -1,0 +1,63 @@
+// tests/helpers.h — small assertions shared by the test files.
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "tapegrad/tapegrad.h"
+
+namespace tgtest {
+
+// Every element of `t` equals `expected` within `tolerance` (absolute).
+inline void require_values(const tg::Tensor& t, const std::vector<double>& expected,
+                           double tolerance = 1e-6) {
+  std::vector<double> values = t.to_vector();
+  INFO("tensor " << t);
+  REQUIRE(values.size() == expected.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    INFO("element " << i);
+    REQUIRE(values[i] == Approx(expected[i]).margin(tolerance).epsilon(tolerance));
+  }
+}
+
+// Random f64 leaf tensor with values in [low, high), reproducible per seed.
+inline tg::Tensor random_input(const tg::Shape& shape, unsigned seed, double low = -1.0,
+                               double high = 1.0) {
+  std::vector<double> values(shape.numel());
+  uint64_t state = 0x9E3779B97F4A7C15ull * (seed + 1);
+  for (double& v : values) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    v = low + (high - low) * static_cast<double>(state >> 11) / 9007199254740992.0;
+  }
+  return tg::tensor(values, shape, tg::DType::f64).set_requires_grad();
+}
+
+// gradcheck with the failure message shown by Catch.
+#define REQUIRE_GRADCHECK(f, ...)                                   \
+  do {                                                              \
+    tg::GradcheckResult gradcheck_result = tg::gradcheck(f, __VA_ARGS__); \
+    INFO(gradcheck_result.message);                                 \
+    REQUIRE(gradcheck_result.ok);                                   \
+  } while (0)
+
+// Runs `f` and requires a tg::Error whose message contains every one of `parts`.
+template <class F>
+void require_error(F&& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+  } catch (const tg::Error& e) {
+    std::string message = e.what();
+    for (const std::string& part : parts) {
+      INFO("message: " << message);
+      INFO("expected to contain: " << part);
+      REQUIRE(message.find(part) != std::string::npos);
+    }
+    return;
+  }
+  FAIL("expected a tg::Error");
+}
+
+}  // namespace tgtest
