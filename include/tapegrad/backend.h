@@ -54,6 +54,12 @@ enum class BinaryOp : uint8_t {
   abs_backward,         // grad * sign(x)        saved = x
 };
 
+// Distributions the random kernel can draw from (src/kernels/philox.h has the math).
+enum class RandomDistribution : uint8_t {
+  uniform,  // a + (b - a) * U[0, 1)
+  normal,   // a + b * N(0, 1)
+};
+
 // Reductions over the middle axis of a [outer, n, inner] view: out[o, i] = reduce_j x[o, j, i].
 enum class ReduceOp : uint8_t { sum, mean, max, min, logsumexp };
 
@@ -107,6 +113,14 @@ class Backend {
   virtual void where(DType dtype, const void* condition, const void* a, const void* b, void* out,
                      const BroadcastLayout& layout) = 0;
 
+  // --- random numbers ---
+  // out[i] = sample i of the Philox stream (seed, stream) starting at block `offset`, mapped to
+  // `distribution` with parameters a, b. The caller advances its Generator by
+  // ceil(n / samples_per_block) blocks (samples_per_block = 4 for f32, 2 for f64).
+  virtual void fill_random(RandomDistribution distribution, DType dtype, void* out, int64_t n,
+                           double a, double b, uint64_t seed, uint64_t stream,
+                           uint64_t offset) = 0;
+
   // --- reductions ---
   // x: [outer, n, inner] -> out: [outer, inner]
   virtual void reduce(ReduceOp op, DType dtype, const void* x, void* out, int64_t outer, int64_t n,
@@ -137,6 +151,10 @@ class Backend {
   virtual void one_hot(DType dtype, const int64_t* index, void* out, int64_t rows,
                        int64_t classes) = 0;
 };
+
+// Threads the CPU backend may use (OpenBLAS's gemm); 0 restores the default (all cores).
+void set_num_threads(int threads);
+int num_threads();
 
 // The backend that owns a device's memory. Throws a tg::Error naming the device when no backend
 // for it is registered (for example CUDA in a build without it).

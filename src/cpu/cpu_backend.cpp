@@ -17,6 +17,14 @@ constexpr size_t kMaxCachedBytes = size_t(4) << 30;
 
 CpuBackend::CpuBackend() : allocator_(aligned_system_allocate, system_free, kMaxCachedBytes) {}
 
+void set_num_threads(int threads) {
+  static const int default_threads = openblas_get_num_threads();
+  check(threads >= 0, "set_num_threads", "expected a thread count >= 0, got ", threads);
+  openblas_set_num_threads(threads == 0 ? default_threads : threads);
+}
+
+int num_threads() { return openblas_get_num_threads(); }
+
 Backend& cpu_backend() {
   static CpuBackend backend;
   return backend;

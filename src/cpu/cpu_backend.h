@@ -31,6 +31,8 @@ class CpuBackend final : public Backend {
               const BroadcastLayout& layout) override;
   void where(DType dtype, const void* condition, const void* a, const void* b, void* out,
              const BroadcastLayout& layout) override;
+  void fill_random(RandomDistribution distribution, DType dtype, void* out, int64_t n, double a,
+                   double b, uint64_t seed, uint64_t stream, uint64_t offset) override;
   void reduce(ReduceOp op, DType dtype, const void* x, void* out, int64_t outer, int64_t n,
               int64_t inner) override;
   void argmax(DType dtype, const void* x, int64_t* out, int64_t outer, int64_t n,
