@@ -1,12 +1,14 @@
-// tapegrad/tapegrad.h — everything: tensors, the tape, ops and gradcheck.
+// tapegrad/tapegrad.h — everything: tensors, the tape, ops, gradcheck, nn.
 #pragma once
 
 #include "tapegrad/backend.h"
 #include "tapegrad/dtype.h"
 #include "tapegrad/error.h"
 #include "tapegrad/gradcheck.h"
+#include "tapegrad/nn.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/random.h"
 #include "tapegrad/shape.h"
+#include "tapegrad/state_dict.h"
 #include "tapegrad/tape.h"
 #include "tapegrad/tensor.h"

@@ -1,0 +1,173 @@
+// tapegrad/nn.h — modules: parameters with names, children, train/eval, and the layers built on
+// them (Linear, activations, Sequential, MLP), plus the initialisers.
+//
+// A Module owns named parameters (leaf tensors with requires_grad) and named child modules. Names
+// compose into paths the way PyTorch's state_dict does, so a checkpoint says "fc1.weight" or
+// "encoder.0.bias":
+//
+//   struct Net : tg::nn::Module {
+//     std::shared_ptr<tg::nn::Linear> fc1, fc2;
+//     explicit Net(tg::Generator& g)
+//         : fc1(register_module("fc1", std::make_shared<tg::nn::Linear>(784, 100, g))),
+//           fc2(register_module("fc2", std::make_shared<tg::nn::Linear>(100, 10, g))) {}
+//     tg::Tensor forward(const tg::Tensor& x) override { return (*fc2)(tg::relu((*fc1)(x))); }
+//   };
+//
+// Parameters are tensor handles: the module, its optimizer and a checkpoint all refer to the same
+// storage, and loading a state dict writes into that storage in place.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tapegrad/random.h"
+#include "tapegrad/state_dict.h"
+#include "tapegrad/tensor.h"
+
+namespace tg::nn {
+
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module() = default;
+  // Modules are held by shared_ptr and never copied: a copy would share parameters silently.
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // The single-input forward pass that Sequential chains. Modules with another signature (a VAE
+  // returning several tensors) define their own methods instead; calling this one on them throws.
+  virtual Tensor forward(const Tensor& input);
+  Tensor operator()(const Tensor& input) { return forward(input); }
+
+  // Every parameter of this module and its children, depth first in registration order, named
+  // by its path ("encoder.0.weight").
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const;
+  std::vector<Tensor> parameters() const;
+  int64_t parameter_count() const;  // total number of elements
+  // Forgets every parameter's gradient (the next backward starts afresh).
+  void zero_grad();
+
+  // Training mode (the default) or evaluation mode, for this module and all its children. Layers
+  // such as dropout behave differently in each; the layers here behave the same in both.
+  void train(bool training = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  // Parameters and buffers by path; the tensors are the live ones, not copies.
+  StateDict state_dict() const;
+  // Checks that `state` has exactly this module's entries with the same shapes and dtypes; throws
+  // a tg::Error naming the first mismatch.
+  void check_state_dict(const StateDict& state) const;
+  // check_state_dict, then copies every value in place. A state that fails the check changes
+  // nothing.
+  void load_state_dict(const StateDict& state);
+
+  // Direct children with their names.
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const {
+    return children_;
+  }
+  // A one-line-per-module summary: names, types and parameter shapes.
+  std::string to_string() const;
+  virtual std::string type_name() const { return "Module"; }
+
+ protected:
+  // Registers `tensor` as a parameter named `name`, marks it requires_grad and returns it.
+  Tensor register_parameter(const std::string& name, Tensor tensor);
+  // A buffer is saved in the state dict but not trained (running statistics, masks).
+  Tensor register_buffer(const std::string& name, Tensor tensor);
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
+    add_child(name, module);
+    return module;
+  }
+
+ private:
+  void add_child(const std::string& name, std::shared_ptr<Module> module);
+  void check_new_name(const std::string& name) const;
+  void collect(const std::string& prefix, bool parameters_only,
+               std::vector<std::pair<std::string, Tensor>>& out) const;
+  void describe(const std::string& name, int depth, std::string& out) const;
+
+  std::vector<std::pair<std::string, Tensor>> parameters_;
+  std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+// ---------------------------------------------------------------- layers
+
+// y = x·wᵀ + b, with PyTorch's layout and default initialisation:
+// weight [out, in] ~ kaiming_uniform(a = √5) = U(-1/√in, 1/√in), bias [out] ~ U(-1/√in, 1/√in).
+// The weight is drawn before the bias, as in PyTorch.
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, Generator& generator, bool bias = true,
+         DType dtype = DType::f32, Device device = Device::cpu_device());
+  Tensor forward(const Tensor& input) override;  // [..., in] -> [..., out]
+  std::string type_name() const override;
+
+  int64_t in_features, out_features;
+  Tensor weight;  // [out, in]
+  Tensor bias;    // [out], undefined when built without bias
+};
+
+// Activations as modules, for Sequential.
+enum class Activation { relu, tanh, sigmoid, identity };
+const char* activation_name(Activation activation);
+Tensor activate(Activation activation, const Tensor& x);
+
+class ActivationLayer : public Module {
+ public:
+  explicit ActivationLayer(Activation activation) : activation(activation) {}
+  Tensor forward(const Tensor& input) override { return activate(activation, input); }
+  std::string type_name() const override { return activation_name(activation); }
+  Activation activation;
+};
+
+// Runs its children in order, each on the previous one's output. Children are named "0", "1", ...
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  explicit Sequential(std::vector<std::shared_ptr<Module>> modules);
+  Sequential& append(std::shared_ptr<Module> module);
+  Tensor forward(const Tensor& input) override;
+  size_t size() const { return children().size(); }
+  std::string type_name() const override { return "Sequential"; }
+};
+
+// A multi-layer perceptron: Linear(sizes[0], sizes[1]), activation, Linear(sizes[1], sizes[2]),
+// ..., with no activation after the last Linear unless `activate_last`. Names match PyTorch's
+// nn.Sequential of the same layers: "0.weight", "2.weight", ...
+class MLP : public Sequential {
+ public:
+  MLP(const std::vector<int64_t>& sizes, Generator& generator,
+      Activation activation = Activation::relu, bool activate_last = false,
+      DType dtype = DType::f32, Device device = Device::cpu_device());
+  std::string type_name() const override { return "MLP"; }
+};
+
+// ---------------------------------------------------------------- initialisers
+// Each fills a tensor in place (outside the tape) from `generator` and returns it.
+namespace init {
+
+// fan_in = size(1) * receptive field, fan_out = size(0) * receptive field (PyTorch's rule for a
+// [out, in, ...] weight). Needs at least 2 dimensions.
+int64_t fan_in(const Tensor& weight);
+int64_t fan_out(const Tensor& weight);
+
+Tensor& uniform_(Tensor& tensor, double low, double high, Generator& generator);
+Tensor& normal_(Tensor& tensor, double mean, double stddev, Generator& generator);
+Tensor& zeros_(Tensor& tensor);
+Tensor& constant_(Tensor& tensor, double value);
+// U(-bound, bound) with bound = gain * √(3 / fan_in), gain = √(2 / (1 + a²)) (leaky ReLU slope a).
+// PyTorch's Linear uses a = √5, which makes bound = 1/√fan_in.
+Tensor& kaiming_uniform_(Tensor& tensor, Generator& generator, double a = 0.0);
+// U(-bound, bound) with bound = gain * √(6 / (fan_in + fan_out)).
+Tensor& xavier_uniform_(Tensor& tensor, Generator& generator, double gain = 1.0);
+
+}  // namespace init
+
+}  // namespace tg::nn

@@ -1,0 +1,133 @@
+// src/nn/module.cpp — Module: the registry of parameters, buffers and children, and everything
+// that walks it (names, train/eval, state dicts, the printed summary).
+#include <sstream>
+
+#include "tapegrad/error.h"
+#include "tapegrad/nn.h"
+#include "tapegrad/tape.h"
+
+namespace tg::nn {
+
+Tensor Module::forward(const Tensor&) {
+  fail("Module::forward", "a ", type_name(),
+       " has no single-input forward(); call the methods it defines instead");
+}
+
+// ---------------------------------------------------------------- registration
+
+void Module::check_new_name(const std::string& name) const {
+  check(!name.empty() && name.find('.') == std::string::npos, "Module",
+        "name '", name, "' must be non-empty and contain no '.' (dots separate path parts)");
+  for (const auto& p : parameters_) check(p.first != name, "Module", "'", name, "' is already a parameter");
+  for (const auto& b : buffers_) check(b.first != name, "Module", "'", name, "' is already a buffer");
+  for (const auto& c : children_) check(c.first != name, "Module", "'", name, "' is already a child module");
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor tensor) {
+  check_new_name(name);
+  check(tensor.defined() && tensor.is_leaf(), "register_parameter", "parameter '", name,
+        "' must be a defined leaf tensor");
+  tensor.set_requires_grad(true);
+  if (tensor.name().empty()) tensor.set_name(name);
+  parameters_.emplace_back(name, tensor);
+  return tensor;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
+  check_new_name(name);
+  check(tensor.defined(), "register_buffer", "buffer '", name, "' is undefined");
+  buffers_.emplace_back(name, tensor);
+  return tensor;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> module) {
+  check_new_name(name);
+  check(module != nullptr, "register_module", "module '", name, "' is null");
+  children_.emplace_back(name, std::move(module));
+}
+
+// ---------------------------------------------------------------- walking the tree
+
+// Depth first: own parameters (and buffers), then each child's under "<child>.".
+void Module::collect(const std::string& prefix, bool parameters_only,
+                     std::vector<std::pair<std::string, Tensor>>& out) const {
+  for (const auto& p : parameters_) out.emplace_back(prefix + p.first, p.second);
+  if (!parameters_only)
+    for (const auto& b : buffers_) out.emplace_back(prefix + b.first, b.second);
+  for (const auto& c : children_) c.second->collect(prefix + c.first + ".", parameters_only, out);
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect("", true, out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& p : named_parameters()) out.push_back(p.second);
+  return out;
+}
+
+int64_t Module::parameter_count() const {
+  int64_t total = 0;
+  for (const Tensor& p : parameters()) total += p.numel();
+  return total;
+}
+
+void Module::zero_grad() {
+  for (Tensor& p : parameters()) p.zero_grad();
+}
+
+void Module::train(bool training) {
+  training_ = training;
+  for (auto& c : children_) c.second->train(training);
+}
+
+// ---------------------------------------------------------------- state dicts
+
+StateDict Module::state_dict() const {
+  std::vector<std::pair<std::string, Tensor>> entries;
+  collect("", false, entries);
+  StateDict state;
+  for (auto& e : entries) state.add(e.first, e.second);
+  return state;
+}
+
+void Module::check_state_dict(const StateDict& state) const {
+  StateDict own = state_dict();
+  std::vector<std::string> names;
+  for (const auto& e : own) {
+    expect_entry(state, e.first, e.second, "load_state_dict");
+    names.push_back(e.first);
+  }
+  expect_no_other_entries(state, names, "load_state_dict");
+}
+
+void Module::load_state_dict(const StateDict& state) {
+  check_state_dict(state);  // everything is checked before anything is written
+  NoGrad no_grad;           // parameters require grad; writing them is not an op
+  for (const auto& e : state_dict()) {
+    Tensor target = e.second;
+    target.copy_(*state.find(e.first));
+  }
+}
+
+// ---------------------------------------------------------------- printing
+
+void Module::describe(const std::string& name, int depth, std::string& out) const {
+  std::ostringstream line;
+  line << std::string(2 * depth, ' ') << (name.empty() ? "" : "(" + name + "): ") << type_name();
+  for (const auto& p : parameters_) line << "  " << p.first << " " << p.second.shape();
+  out += line.str() + "\n";
+  for (const auto& c : children_) c.second->describe(c.first, depth + 1, out);
+}
+
+std::string Module::to_string() const {
+  std::string out;
+  describe("", 0, out);
+  out += "parameters: " + std::to_string(parameter_count()) + "\n";
+  return out;
+}
+
+}  // namespace tg::nn
