@@ -80,6 +80,21 @@ struct MemoryStats {
   uint64_t system_allocations = 0;  // times the allocator had to ask the OS for memory
 };
 
+// The scalars of one fused optimizer update, the same for every element; computed on the host
+// by src/optim/ (src/kernels/optimizer_math.h has the per-element formulas).
+struct AdamStep {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0;
+  bool decoupled_weight_decay = false;  // AdamW: p *= 1 - lr*wd; Adam: grad += wd*p
+  int64_t step = 1;                     // this update's number, 1 for the first (bias corrections)
+};
+
+struct SgdStep {
+  double lr = 1e-2, momentum = 0, dampening = 0, weight_decay = 0;
+  bool nesterov = false;
+  bool first_step = false;  // the momentum buffer starts as the first gradient
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -128,6 +143,15 @@ class Backend {
   // out[o, i] = the first j with the largest x[o, j, i] (NaN counts as largest)   out: i64
   virtual void argmax(DType dtype, const void* x, int64_t* out, int64_t outer, int64_t n,
                       int64_t inner) = 0;
+
+  // --- optimizers ---
+  // One fused Adam/AdamW update over a flat parameter, in place:        all: [n]
+  //   param, exp_avg (m), exp_avg_sq (v) updated from grad (see optimizer_math.h).
+  virtual void adam_step(DType dtype, void* param, const void* grad, void* exp_avg,
+                         void* exp_avg_sq, int64_t n, const AdamStep& step) = 0;
+  // One fused SGD update, in place; momentum_buffer may be null when step.momentum == 0.
+  virtual void sgd_step(DType dtype, void* param, const void* grad, void* momentum_buffer,
+                        int64_t n, const SgdStep& step) = 0;
 
   // --- matrix multiply ---
   // C = alpha * op(A) · op(B) + beta * C, row-major, for `batch` matrices spaced by the strides

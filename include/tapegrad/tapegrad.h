@@ -1,4 +1,4 @@
-// tapegrad/tapegrad.h — everything: tensors, the tape, ops, gradcheck, nn.
+// tapegrad/tapegrad.h — everything: tensors, the tape, ops, gradcheck, nn, optim.
 #pragma once
 
 #include "tapegrad/backend.h"
@@ -7,6 +7,7 @@
 #include "tapegrad/gradcheck.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/ops.h"
+#include "tapegrad/optim.h"
 #include "tapegrad/random.h"
 #include "tapegrad/shape.h"
 #include "tapegrad/state_dict.h"

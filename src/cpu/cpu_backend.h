@@ -38,6 +38,11 @@ class CpuBackend final : public Backend {
   void argmax(DType dtype, const void* x, int64_t* out, int64_t outer, int64_t n,
               int64_t inner) override;
 
+  void adam_step(DType dtype, void* param, const void* grad, void* exp_avg, void* exp_avg_sq,
+                 int64_t n, const AdamStep& step) override;
+  void sgd_step(DType dtype, void* param, const void* grad, void* momentum_buffer, int64_t n,
+                const SgdStep& step) override;
+
   void gemm(DType dtype, bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
             double alpha, const void* a, const void* b, double beta, void* c, int64_t batch,
             int64_t stride_a, int64_t stride_b, int64_t stride_c) override;
