@@ -1,7 +1,8 @@
-// tapegrad/tapegrad.h — everything: tensors, the tape, ops, gradcheck, nn, optim.
+// tapegrad/tapegrad.h — everything: tensors, the tape, ops, gradcheck, nn, optim, data.
 #pragma once
 
 #include "tapegrad/backend.h"
+#include "tapegrad/data.h"
 #include "tapegrad/dtype.h"
 #include "tapegrad/error.h"
 #include "tapegrad/gradcheck.h"
