@@ -5,6 +5,7 @@
 #include "tapegrad/dtype.h"
 #include "tapegrad/error.h"
 #include "tapegrad/gradcheck.h"
+#include "tapegrad/image.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/random.h"
 #include "tapegrad/shape.h"
