@@ -6,6 +6,7 @@
 #include "tapegrad/dtype.h"
 #include "tapegrad/error.h"
 #include "tapegrad/gradcheck.h"
+#include "tapegrad/image.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/optim.h"
