@@ -1,9 +1,10 @@
-// tapegrad/tapegrad.h — everything: tensors, the tape, ops and gradcheck.
+// tapegrad/tapegrad.h — everything: tensors, the tape, ops, functional primitives and gradcheck.
 #pragma once
 
 #include "tapegrad/backend.h"
 #include "tapegrad/dtype.h"
 #include "tapegrad/error.h"
+#include "tapegrad/functional.h"
 #include "tapegrad/gradcheck.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/random.h"
