@@ -174,6 +174,89 @@ class Backend {
   // out[r, c] = (index[r] == c), for r < rows, c < classes   index: [rows] i64
   virtual void one_hot(DType dtype, const int64_t* index, void* out, int64_t rows,
                        int64_t classes) = 0;
+
+  // --- fused primitives (functional.h) ---
+  // Each primitive of functional.h has a forward and a backward kernel that make one or two
+  // passes over memory. The math of every element lives in src/kernels/fused_math.h, shared with
+  // the CUDA backend. A gradient of a reduced (scalar) loss is passed as a device pointer to one
+  // element, so no backward step reads device memory on the host.
+
+  // Elementwise functions of up to four same-shaped inputs, each with its own gradient formula.
+  // The inputs each kind takes are listed in order (a, b, c, d); `param` is its scalar parameter.
+  enum class Pointwise : uint8_t {
+    bce_with_logits,       // (logit x, target y)        max(x,0) - x·y + log1p(e^-|x|)
+    kl_div,                // (log q, p)                 p·(log p - log q), 0 where p = 0
+    kl_div_log_target,     // (log q, log p)             e^log p·(log p - log q), 0 where p = 0
+    gaussian_kl_standard,  // (mu, logvar)               ½(mu² + e^logvar - logvar - 1)
+    gaussian_kl,           // (mu1, logvar1, mu2, logvar2) KL(N(mu1, e^logvar1) ‖ N(mu2, e^logvar2))
+    squared_error,         // (a, b)                     (a - b)²
+    entropy,               // (p)                        -p·log p, 0 where p = 0
+    js_divergence,         // (p, q)                     ½ p·log(p/m) + ½ q·log(q/m), m = (p+q)/2
+    total_variation,       // (p, q)                     ½|p - q|
+    ppo_clip,              // (logp_new, logp_old, A)    -min(r·A, clamp(r, 1-ε, 1+ε)·A), ε = param
+    reparameterize,        // (mu, logvar, eps)          mu + e^(logvar/2)·eps
+  };
+  // Device pointers to a pointwise kernel's inputs, all [n]; unused ones are null.
+  struct PointwiseInputs {
+    const void* data[4] = {};
+  };
+  // out[i] = f(inputs[i])                                            inputs: [n]   out: [n]
+  // or, when `sum`, out[0] = scale · Σ_i f(inputs[i]) (accumulated in double)     out: [1]
+  virtual void pointwise(Pointwise kind, DType dtype, const PointwiseInputs& inputs, void* out,
+                         int64_t n, double param, bool sum, double scale) = 0;
+  // grad_input[i] = scale · grad[i] · ∂f/∂(input k)(inputs[i])        inputs, grad_input: [n]
+  // grad is [n], or one element used for every i when grad_is_scalar (the gradient of a sum).
+  virtual void pointwise_backward(Pointwise kind, DType dtype, int input, const void* grad,
+                                  bool grad_is_scalar, double scale,
+                                  const PointwiseInputs& inputs, void* grad_input, int64_t n,
+                                  double param) = 0;
+
+  // Softmax-like kernels work on distributions along the middle axis of an [outer, n, inner]
+  // view, each divided by a temperature first: T = `temperature`, or, when `temperatures` is
+  // set, a device array of the data's dtype with one T per distribution ([outer, inner]) or a
+  // single T for all (single_temperature).
+  struct SoftmaxLayout {
+    int64_t outer = 1, n = 1, inner = 1;
+    double temperature = 1;
+    const void* temperatures = nullptr;
+    bool single_temperature = false;
+  };
+  enum class SoftmaxKind : uint8_t { softmax, log_softmax };
+  // y = softmax(x / T) or log_softmax(x / T) along the middle axis       x, y: [outer, n, inner]
+  // A distribution whose logits are all -inf gives softmax 0 (log_softmax -inf), not NaN.
+  virtual void softmax(SoftmaxKind kind, DType dtype, const void* x, void* y,
+                       const SoftmaxLayout& layout) = 0;
+  // From the saved output y:                                grad_y, y, grad_x: [outer, n, inner]
+  //   softmax:      grad_x = y·(grad_y - Σ_j grad_y·y) / T
+  //   log_softmax:  grad_x = (grad_y - e^y·Σ_j grad_y) / T
+  virtual void softmax_backward(SoftmaxKind kind, DType dtype, const void* grad_y, const void* y,
+                                void* grad_x, const SoftmaxLayout& layout) = 0;
+
+  // kl = KL(P ‖ Q) per distribution, P = softmax(p_logits / T), Q = softmax(q_logits / T), or Q
+  // uniform when q_logits is null (then kl = log n - H(P)). `stats` keeps, per distribution,
+  // (max, log Σ e^((x - max)/T)) of the p and then the q logits, for the backward.
+  //   p_logits, q_logits: [outer, n, inner]     kl: [outer, inner]     stats: [outer, inner, 4]
+  virtual void kl_logits(DType dtype, const void* p_logits, const void* q_logits, void* kl,
+                         void* stats, const SoftmaxLayout& layout) = 0;
+  // grad_p = grad·P·(log P - log Q - kl) / T     grad_q = grad·(Q - P) / T; either may be null.
+  //   grad_kl: [outer, inner]                    grad_p, grad_q: [outer, n, inner]
+  virtual void kl_logits_backward(DType dtype, const void* grad_kl, const void* p_logits,
+                                  const void* q_logits, const void* kl, const void* stats,
+                                  void* grad_p, void* grad_q, const SoftmaxLayout& layout) = 0;
+
+  // Cross-entropy of softmax(logits / T) against class labels (i64, [outer, inner]) smoothed to
+  // t' = (1-ε)·onehot + ε/n, or, when labels is null, against probabilities `target` smoothed
+  // alike: loss = -Σ_j t'_j·log_softmax_j. `stats` as for kl_logits, for the logits only.
+  //   logits, target: [outer, n, inner]     loss: [outer, inner]     stats: [outer, inner, 2]
+  virtual void cross_entropy(DType dtype, const void* logits, const int64_t* labels,
+                             const void* target, double smoothing, void* loss, void* stats,
+                             const SoftmaxLayout& layout) = 0;
+  // grad_logits = grad·(softmax·Σ_j t'_j - t') / T     grad_target = -grad·(1-ε)·log_softmax
+  // (probability targets only); either output may be null.     grad_loss: [outer, inner]
+  virtual void cross_entropy_backward(DType dtype, const void* grad_loss, const void* logits,
+                                      const int64_t* labels, const void* target,
+                                      double smoothing, const void* stats, void* grad_logits,
+                                      void* grad_target, const SoftmaxLayout& layout) = 0;
 };
 
 // Threads the CPU backend may use (OpenBLAS's gemm); 0 restores the default (all cores).

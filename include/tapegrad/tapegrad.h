@@ -1,10 +1,12 @@
-// tapegrad/tapegrad.h — everything: tensors, the tape, ops, gradcheck, nn, optim, data.
+// tapegrad/tapegrad.h — everything: tensors, the tape, ops, functional primitives, gradcheck,
+// nn, optim, data, images.
 #pragma once
 
 #include "tapegrad/backend.h"
 #include "tapegrad/data.h"
 #include "tapegrad/dtype.h"
 #include "tapegrad/error.h"
+#include "tapegrad/functional.h"
 #include "tapegrad/gradcheck.h"
 #include "tapegrad/image.h"
 #include "tapegrad/nn.h"

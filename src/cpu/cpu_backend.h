@@ -54,6 +54,29 @@ class CpuBackend final : public Backend {
   void one_hot(DType dtype, const int64_t* index, void* out, int64_t rows,
                int64_t classes) override;
 
+  // --- fused primitives (functional.h): src/cpu/cpu_fused.cpp ---
+  void pointwise(Pointwise kind, DType dtype, const PointwiseInputs& inputs, void* out, int64_t n,
+                 double param, bool sum, double scale) override;
+  void pointwise_backward(Pointwise kind, DType dtype, int input, const void* grad,
+                          bool grad_is_scalar, double scale, const PointwiseInputs& inputs,
+                          void* grad_input, int64_t n, double param) override;
+  void softmax(SoftmaxKind kind, DType dtype, const void* x, void* y,
+               const SoftmaxLayout& layout) override;
+  void softmax_backward(SoftmaxKind kind, DType dtype, const void* grad_y, const void* y,
+                        void* grad_x, const SoftmaxLayout& layout) override;
+  void kl_logits(DType dtype, const void* p_logits, const void* q_logits, void* kl, void* stats,
+                 const SoftmaxLayout& layout) override;
+  void kl_logits_backward(DType dtype, const void* grad_kl, const void* p_logits,
+                          const void* q_logits, const void* kl, const void* stats, void* grad_p,
+                          void* grad_q, const SoftmaxLayout& layout) override;
+  void cross_entropy(DType dtype, const void* logits, const int64_t* labels, const void* target,
+                     double smoothing, void* loss, void* stats,
+                     const SoftmaxLayout& layout) override;
+  void cross_entropy_backward(DType dtype, const void* grad_loss, const void* logits,
+                              const int64_t* labels, const void* target, double smoothing,
+                              const void* stats, void* grad_logits, void* grad_target,
+                              const SoftmaxLayout& layout) override;
+
  private:
   CachingAllocator allocator_;
 };

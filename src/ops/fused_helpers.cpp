@@ -1,0 +1,105 @@
+// src/ops/fused_helpers.cpp — the pointwise fused-op skeleton and the small checks shared by
+// softmax.cpp, divergence.cpp, gaussian.cpp and losses.cpp.
+#include "fused_helpers.h"
+
+#include <cmath>
+
+namespace tg::detail {
+
+const char* reduction_name(Reduction reduction) {
+  switch (reduction) {
+    case Reduction::none: return "none";
+    case Reduction::sum: return "sum";
+    case Reduction::mean: return "mean";
+    case Reduction::batchmean: return "batchmean";
+  }
+  return "?";
+}
+
+void check_floating_group(const char* op,
+                          std::initializer_list<std::reference_wrapper<const Tensor>> tensors) {
+  const Tensor* first = nullptr;
+  for (const Tensor& t : tensors) {
+    check_floating(op, t);
+    if (first) check_compatible(op, *first, t);
+    else first = &t;
+  }
+}
+
+void check_same_shape(const char* op, const Tensor& a, const Tensor& b, const char* a_name,
+                      const char* b_name) {
+  check(a.shape() == b.shape(), op, a_name, " ", a.shape(), " and ", b_name, " ", b.shape(),
+        " must have the same shape");
+}
+
+void check_temperature(const char* op, double temperature) {
+  check(temperature > 0 && std::isfinite(temperature), op,
+        "the temperature must be a finite number > 0, got ", temperature);
+}
+
+// scale that turns Σ values into the reduction: 1, 1/count or 1/batch.
+static double reduction_scale(Reduction reduction, int64_t count, int64_t batch) {
+  switch (reduction) {
+    case Reduction::mean: return 1.0 / static_cast<double>(count);
+    case Reduction::batchmean: return 1.0 / static_cast<double>(batch);
+    default: return 1.0;
+  }
+}
+
+Tensor reduce_values(const Tensor& values, Reduction reduction, int64_t batch) {
+  switch (reduction) {
+    case Reduction::none: return values;
+    case Reduction::sum: return sum(values);
+    case Reduction::mean: return mean(values);
+    case Reduction::batchmean: return mul(sum(values), 1.0 / static_cast<double>(batch));
+  }
+  return values;
+}
+
+// ℓ = reduce_i f(inputs_i)      grad_input_k = scale·grad·∂f/∂input_k   (grad per element for
+// reduction none, else the one element of the scalar loss's gradient)
+Tensor pointwise_op(const char* name, Backend::Pointwise kind, std::vector<Tensor> inputs,
+                    Reduction reduction, double param, int differentiable) {
+  check(!inputs.empty() && inputs.size() <= 4, name, "takes 1 to 4 inputs");
+  Shape shape = inputs[0].shape();
+  for (const Tensor& t : inputs) {
+    check_floating(name, t);
+    check_compatible(name, inputs[0], t);
+    shape = broadcast_shapes(shape, t.shape(), name);
+  }
+  // Broadcast inputs to the common shape first (recorded: their gradients are summed back).
+  for (Tensor& t : inputs) t = broadcast_to(t, shape);
+  const int recorded = differentiable < 0 ? static_cast<int>(inputs.size()) : differentiable;
+
+  const int64_t n = shape.numel();
+  const int64_t batch = shape.rank() > 0 ? shape[0] : 1;
+  const bool reduce = reduction != Reduction::none;
+  const double scale = reduction_scale(reduction, n, batch);
+  Backend::PointwiseInputs pointers;
+  for (size_t k = 0; k < inputs.size(); ++k) pointers.data[k] = inputs[k].raw_data();
+
+  Tensor y = empty(reduce ? Shape{} : shape, inputs[0].dtype(), inputs[0].device());
+  backend_of(inputs[0]).pointwise(kind, y.dtype(), pointers, y.raw_data(), n, param, reduce,
+                                  scale);
+
+  std::vector<Tensor> tracked(inputs.begin(), inputs.begin() + recorded);
+  bool recording = false;
+  for (const Tensor& t : tracked) recording = recording || needs_grad(t);
+  if (recording && grad_enabled())
+    record(name, y, tracked,
+           [inputs, kind, param, reduce, scale, n, recorded](const Tensor& grad, Gradients& g) {
+             Backend::PointwiseInputs pointers;
+             for (size_t k = 0; k < inputs.size(); ++k) pointers.data[k] = inputs[k].raw_data();
+             for (int k = 0; k < recorded; ++k) {
+               if (!g.wants(k)) continue;
+               Tensor grad_input = empty(inputs[k].shape(), grad.dtype(), grad.device());
+               backend_of(grad).pointwise_backward(kind, grad.dtype(), k, grad.raw_data(), reduce,
+                                                   scale, pointers, grad_input.raw_data(), n,
+                                                   param);
+               g.add(k, grad_input);
+             }
+           });
+  return y;
+}
+
+}  // namespace tg::detail
