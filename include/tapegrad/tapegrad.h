@@ -3,6 +3,7 @@
 #pragma once
 
 #include "tapegrad/backend.h"
+#include "tapegrad/checkpoint.h"
 #include "tapegrad/data.h"
 #include "tapegrad/dtype.h"
 #include "tapegrad/error.h"
