@@ -149,11 +149,17 @@ def main():
     parser.add_argument("--tapegrad", default=os.path.join(ROOT, "build", "examples", "vae", "vae"),
                         help="the built example (default: build/examples/vae/vae)")
     parser.add_argument("--only", choices=["tapegrad", "pytorch"], help="run one side only")
+    parser.add_argument("--coretype", help="set OPENBLAS_CORETYPE (e.g. SkylakeX, Haswell) for both "
+                        "sides; by default both inherit this environment's")
     parser.add_argument("--pytorch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pytorch_worker:
         return pytorch_worker(args)
 
+    if args.coretype:
+        os.environ["OPENBLAS_CORETYPE"] = args.coretype
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects the CPU)')} "
+          f"for both sides, {args.threads} thread(s), {args.epochs} epoch(s)")
     results = {}
     with tempfile.TemporaryDirectory(prefix="vae-bench-") as out:
         if args.only != "pytorch":

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "blas_kernels.h"
 #include "plot.h"
 #include "vae.h"
 
@@ -239,8 +240,8 @@ int run(const Options& options) {
 
   std::cout << "VAE " << pixels << "-400-" << options.latent << " on " << options.data << " ("
             << train.size() << " train, " << test.size() << " test images), batch "
-            << options.batch << ", Adam lr " << options.lr << ", " << tg::num_threads()
-            << " BLAS thread(s), " << device << "\n";
+            << options.batch << ", Adam lr " << options.lr << ", " << device << "\n"
+            << examples::blas_kernels() << ", " << tg::num_threads() << " thread(s)\n";
   ProgressBar bar(isatty(STDOUT_FILENO) == 1);
   tg::Backend& backend = tg::backend_for(device);
   // System allocations of the caching allocator after this run's first epoch and after its last:
