@@ -283,9 +283,10 @@ int run(const Options& options) {
               memory.peak_bytes_in_use / 1e6,
               (train.images.numel() + test.images.numel()) * 4 / 1e6);
   if (epochs_run >= 2)
-    std::printf("; %llu new system allocations in epochs 2-%lld (steady state)",
+    std::printf("; %llu new system allocations in the steady state (epoch%s 2%s)",
                 static_cast<unsigned long long>(allocations_after_last - allocations_after_first),
-                static_cast<long long>(epochs_run));
+                epochs_run > 2 ? "s" : "",
+                epochs_run > 2 ? ("-" + std::to_string(epochs_run)).c_str() : "");
   std::printf("\n");
   return 0;
 }
