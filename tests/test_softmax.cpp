@@ -162,3 +162,102 @@ TEST_CASE("softmax rejects T ≤ 0, non-finite T, badly shaped T and empty axes"
   require_error([&] { softmax(zeros({2, 0}), -1); }, {"softmax", "empty"});
   require_error([&] { softmax(x, 2); }, {"softmax"});
 }
+
+// ---------------------------------------------------------------- the kernels' three paths
+// Contiguous rows shorter than 64 go through blocks of rows, longer ones row by row, and
+// distributions along a non-last axis through strided loops. All must agree.
+
+namespace {
+// f applied to x along axis 1 of [rows, n], and to xᵀ along axis 0: values and gradients of
+// a weighted sum must match (the transposes make the second one strided).
+template <class F>
+void require_paths_agree(F f, int64_t rows, int64_t n, DType dtype, unsigned seed) {
+  Tensor x = random_input({rows, n}, seed, -6, 6).detach().to(dtype).set_requires_grad();
+  Tensor xt = transpose(x.detach()).clone().set_requires_grad();
+  Tensor y = f(x, 1), yt = f(xt, 0);
+  double tolerance = dtype == DType::f32 ? 2e-5 : 1e-12;
+  Tensor w = random_input(y.shape(), seed + 1).detach().to(dtype);
+  if (y.dim() == 2) {  // softmax-shaped outputs come back transposed
+    yt = transpose(yt);
+    require_values(yt, y.to_vector(), tolerance);
+  } else {
+    require_values(yt, y.to_vector(), tolerance);
+  }
+  backward(add(sum(mul(y, w)), sum(mul(yt, w))));  // x and xt are separate leaves
+  require_values(transpose(xt.grad()), x.grad().to_vector(), tolerance);
+}
+}  // namespace
+
+TEST_CASE("softmax-family kernels: short rows, long rows and strided axes agree", "[softmax]") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    for (int64_t n : {3, 10, 63, 64, 200}) {
+      INFO("n = " << n << ", " << dtype);
+      // 300 rows: several blocks of short rows, and a partial last block
+      require_paths_agree([](const Tensor& x, int a) { return softmax(x, a, 0.7); }, 300, n, dtype, 30);
+      require_paths_agree([](const Tensor& x, int a) { return log_softmax(x, a, 1.3); }, 300, n, dtype, 31);
+      require_paths_agree([](const Tensor& x, int a) { return entropy_logits(x, a, 2.0); }, 300, n, dtype, 32);
+      Tensor other = random_input({300, n}, 33, -6, 6).detach().to(dtype);
+      require_paths_agree([other](const Tensor& x, int a) {
+        return kl_divergence_logits(x, a == 1 ? other : transpose(other), a, 0.9);
+      }, 300, n, dtype, 34);
+      require_paths_agree([other](const Tensor& x, int a) {
+        return kl_divergence_logits(a == 1 ? other : transpose(other), x, a, 1.1);
+      }, 300, n, dtype, 35);
+    }
+  }
+}
+
+TEST_CASE("cross_entropy kernels: short rows, long rows and strided classes agree", "[softmax]") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    for (int64_t n : {5, 10, 100}) {
+      INFO("n = " << n << ", " << dtype);
+      std::vector<int64_t> label_values;
+      for (int64_t r = 0; r < 150; ++r) label_values.push_back((r * 7) % n);
+      Tensor labels = index_tensor(label_values);
+      Tensor labels_strided = reshape(labels, {1, 150});
+      Tensor probs = softmax(random_input({150, n}, 36).detach(), -1).to(dtype);
+      // [150, n] with classes on axis 1, versus [1, n, 150]: classes on axis 1, strided by 150
+      auto strided = [](const Tensor& x) { return reshape(transpose(x), {1, x.shape()[1], x.shape()[0]}); };
+      Tensor x = random_input({150, n}, 37, -6, 6).detach().to(dtype).set_requires_grad();
+      Tensor xs = strided(x.detach()).clone().set_requires_grad();
+      double tolerance = dtype == DType::f32 ? 2e-5 : 1e-12;
+      for (double eps : {0.0, 0.2}) {
+        Tensor a = cross_entropy(x, labels, eps, Reduction::none);
+        Tensor b = cross_entropy(xs, labels_strided, eps, Reduction::none);
+        require_values(reshape(b, {150}), a.to_vector(), tolerance);
+        Tensor c = cross_entropy(x, probs, eps, Reduction::none);
+        Tensor d = cross_entropy(xs, strided(probs), eps, Reduction::none);
+        require_values(reshape(d, {150}), c.to_vector(), tolerance);
+      }
+      backward(add(cross_entropy(x, labels, 0.1, Reduction::sum), cross_entropy(x, probs, 0.1, Reduction::sum)));
+      backward(add(cross_entropy(xs, labels_strided, 0.1, Reduction::sum),
+                   cross_entropy(xs, strided(probs), 0.1, Reduction::sum)));
+      require_values(strided(x.grad()), xs.grad().to_vector(), tolerance);
+    }
+  }
+}
+
+TEST_CASE("all -inf rows are the zero distribution and NaN rows stay NaN, on every path",
+          "[softmax]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (int64_t n : {3, 100}) {
+    std::vector<double> values(3 * n, 0.5);
+    for (int64_t j = 0; j < n; ++j) values[j] = -inf;                   // row 0: all -inf
+    values[n + 1] = std::nan("");                                        // row 1: one NaN
+    for (int64_t j = 0; j < n; ++j) values[2 * n + j] = std::nan("");  // row 2: all NaN
+    for (int axis : {1, 0}) {
+      Tensor x = tensor(values, {3, n}, DType::f64);
+      if (axis == 0) x = transpose(x).clone();
+      Tensor p = softmax(x, axis), lp = log_softmax(x, axis);
+      Tensor row0 = axis == 1 ? slice(p, 0, 0, 1) : slice(p, 1, 0, 1);
+      require_values(row0, std::vector<double>(n, 0.0));
+      REQUIRE(std::isinf((axis == 1 ? lp.at({0, 0}) : lp.at({0, 0}))));
+      for (int64_t r : {1, 2}) {
+        double v = axis == 1 ? p.at({r, 0}) : p.at({0, r});
+        INFO("n = " << n << ", axis " << axis << ", row " << r);
+        REQUIRE(std::isnan(v));
+        REQUIRE(std::isnan(axis == 1 ? lp.at({r, 0}) : lp.at({0, r})));
+      }
+    }
+  }
+}
