@@ -6,6 +6,7 @@
 #include "tapegrad/error.h"
 #include "tapegrad/functional.h"
 #include "tapegrad/gradcheck.h"
+#include "tapegrad/image.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/random.h"
 #include "tapegrad/shape.h"

@@ -1,0 +1,173 @@
+// examples/common/plot.cpp — renders a Plot with PLplot's pngcairo device.
+#include "plot.h"
+
+#include <plplot/plplot.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "tapegrad/error.h"
+
+namespace examples {
+
+Color palette(int index) {
+  static const Color tab10[10] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
+                                  {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
+                                  {188, 189, 34}, {23, 190, 207}};
+  return tab10[((index % 10) + 10) % 10];
+}
+
+Plot::Plot(std::string title, std::string x_label, std::string y_label)
+    : title_(std::move(title)), x_label_(std::move(x_label)), y_label_(std::move(y_label)) {}
+
+Plot& Plot::line(const std::string& label, const std::vector<double>& x,
+                 const std::vector<double>& y) {
+  return line(label, x, y, palette(static_cast<int>(series_.size())));
+}
+
+Plot& Plot::line(const std::string& label, const std::vector<double>& x,
+                 const std::vector<double>& y, Color color, bool dashed) {
+  tg::check(x.size() == y.size(), "plot", "series '", label, "' has ", x.size(), " x values and ",
+            y.size(), " y values");
+  series_.push_back({label, x, y, color, false, dashed});
+  return *this;
+}
+
+Plot& Plot::points(const std::string& label, const std::vector<double>& x,
+                   const std::vector<double>& y, Color color) {
+  tg::check(x.size() == y.size(), "plot", "series '", label, "' has ", x.size(), " x values and ",
+            y.size(), " y values");
+  series_.push_back({label, x, y, color, true, false});
+  return *this;
+}
+
+Plot& Plot::x_range(double low, double high) {
+  fixed_x_ = true;
+  x_low_ = low;
+  x_high_ = high;
+  return *this;
+}
+
+Plot& Plot::y_range(double low, double high) {
+  fixed_y_ = true;
+  y_low_ = low;
+  y_high_ = high;
+  return *this;
+}
+
+namespace {
+
+bool has_pngcairo() {
+  const char** menus = nullptr;
+  const char** names = nullptr;
+  int count = 64;
+  std::vector<const char*> menu_storage(count), name_storage(count);
+  menus = menu_storage.data();
+  names = name_storage.data();
+  plgDevs(&menus, &names, &count);
+  for (int i = 0; i < count; ++i)
+    if (std::strcmp(names[i], "pngcairo") == 0) return true;
+  return false;
+}
+
+// The finite range of a set of series' values, padded by 5%; [0, 1] when there is none.
+void fit_range(const std::vector<const std::vector<double>*>& columns, double& low, double& high) {
+  low = INFINITY;
+  high = -INFINITY;
+  for (const auto* column : columns)
+    for (double v : *column)
+      if (std::isfinite(v)) {
+        low = std::min(low, v);
+        high = std::max(high, v);
+      }
+  if (!(low <= high)) {
+    low = 0;
+    high = 1;
+  }
+  double pad = (high - low) * 0.05;
+  if (pad == 0) pad = std::max(std::fabs(low) * 0.05, 0.5);
+  low -= pad;
+  high += pad;
+}
+
+}  // namespace
+
+void Plot::save_png(const std::string& path, int width, int height) const {
+  tg::check(has_pngcairo(), "plot",
+            "PLplot's pngcairo device is missing; install it with "
+            "`apt-get install plplot-driver-cairo`");
+  double x_low = x_low_, x_high = x_high_, y_low = y_low_, y_high = y_high_;
+  std::vector<const std::vector<double>*> xs, ys;
+  for (const Series& s : series_) {
+    xs.push_back(&s.x);
+    ys.push_back(&s.y);
+  }
+  if (!fixed_x_) fit_range(xs, x_low, x_high);
+  if (!fixed_y_) fit_range(ys, y_low, y_high);
+
+  std::string temporary = path + ".tmp-" + std::to_string(getpid());
+  // PLplot exits the process when it cannot open its output, so make sure it can first.
+  FILE* probe = std::fopen(temporary.c_str(), "wb");
+  tg::check(probe != nullptr, "plot", "cannot write ", temporary, ": ", std::strerror(errno));
+  std::fclose(probe);
+  plsdev("pngcairo");
+  plsfnam(temporary.c_str());
+  plspage(0, 0, width, height, 0, 0);
+  plscol0(0, 255, 255, 255);  // background
+  plscol0(15, 0, 0, 0);       // axes and text
+  plinit();
+  plcol0(15);
+  plenv(x_low, x_high, y_low, y_high, 0, 0);
+  pllab(x_label_.c_str(), y_label_.c_str(), title_.c_str());
+
+  std::vector<PLINT> opt, text_colors, line_colors, line_styles, symbol_colors, symbol_numbers;
+  std::vector<PLFLT> line_widths, symbol_scales;
+  std::vector<const char*> texts, symbols;
+  for (size_t i = 0; i < series_.size(); ++i) {
+    const Series& s = series_[i];
+    PLINT color_index = static_cast<PLINT>(1 + i % 14);
+    plscol0(color_index, s.color.r, s.color.g, s.color.b);
+    plcol0(color_index);
+    std::vector<double> x = s.x, y = s.y;
+    if (s.points) {
+      plssym(0, 1.2);
+      plstring(static_cast<PLINT>(x.size()), x.data(), y.data(), "#(840)");
+    } else {
+      pllsty(s.dashed ? 2 : 1);
+      plwidth(2.0);
+      plline(static_cast<PLINT>(x.size()), x.data(), y.data());
+      pllsty(1);
+    }
+    opt.push_back(s.points ? PL_LEGEND_SYMBOL : PL_LEGEND_LINE);
+    text_colors.push_back(15);
+    texts.push_back(s.label.c_str());
+    line_colors.push_back(color_index);
+    line_styles.push_back(s.dashed ? 2 : 1);
+    line_widths.push_back(2.0);
+    symbol_colors.push_back(color_index);
+    symbol_scales.push_back(1.0);
+    symbol_numbers.push_back(1);
+    symbols.push_back("#(840)");
+  }
+  if (!series_.empty()) {
+    PLFLT legend_width, legend_height;
+    plcol0(15);
+    pllegend(&legend_width, &legend_height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+             PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.1, 0, 15, 1,
+             0, 0, static_cast<PLINT>(series_.size()), opt.data(), 1.0, 1.0, 2.0, 0.0,
+             text_colors.data(), texts.data(), nullptr, nullptr, nullptr, nullptr,
+             line_colors.data(), line_styles.data(), line_widths.data(), symbol_colors.data(),
+             symbol_scales.data(), symbol_numbers.data(), symbols.data());
+  }
+  plend();
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    std::remove(temporary.c_str());
+    tg::fail("plot", "cannot write ", path);
+  }
+}
+
+}  // namespace examples

@@ -1,0 +1,52 @@
+// examples/common/plot.h — line and scatter plots written as PNG, for the examples' pictures.
+//
+// A thin layer over PLplot (Debian's libplplot-dev with its cairo driver): the examples say
+// what to draw, PLplot does axes, ticks, labels, legend and anti-aliased rendering.
+//
+//   examples::Plot plot("KL fits", "x", "density");
+//   plot.line("p(x)", xs, ps).line("forward KL", xs, qs);
+//   plot.save_png("out/fit.png");
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace examples {
+
+struct Color {
+  int r = 0, g = 0, b = 0;
+};
+
+// Ten distinguishable colours (matplotlib's "tab10"); series without a colour take them in turn.
+Color palette(int index);
+
+class Plot {
+ public:
+  Plot(std::string title, std::string x_label, std::string y_label);
+
+  Plot& line(const std::string& label, const std::vector<double>& x, const std::vector<double>& y);
+  Plot& line(const std::string& label, const std::vector<double>& x, const std::vector<double>& y,
+             Color color, bool dashed = false);
+  Plot& points(const std::string& label, const std::vector<double>& x,
+               const std::vector<double>& y, Color color);
+  // Fixes an axis range instead of fitting the data.
+  Plot& x_range(double low, double high);
+  Plot& y_range(double low, double high);
+
+  // Renders and writes the PNG (complete or not at all). Throws tg::Error on failure.
+  void save_png(const std::string& path, int width = 960, int height = 600) const;
+
+ private:
+  struct Series {
+    std::string label;
+    std::vector<double> x, y;
+    Color color;
+    bool points = false, dashed = false;
+  };
+  std::string title_, x_label_, y_label_;
+  std::vector<Series> series_;
+  bool fixed_x_ = false, fixed_y_ = false;
+  double x_low_ = 0, x_high_ = 1, y_low_ = 0, y_high_ = 1;
+};
+
+}  // namespace examples
