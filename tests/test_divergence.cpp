@@ -259,3 +259,29 @@ TEST_CASE("divergences reject mismatched shapes and bad temperatures", "[diverge
   require_error([] { js_divergence(zeros({3}), zeros({4})); }, {"js_divergence", "p [3]", "q [4]"});
   require_error([] { entropy_logits(zeros({3}), -1, -2.0); }, {"entropy_logits", "temperature"});
 }
+
+TEST_CASE("gradcheck at extreme inputs: entropy, js_divergence, total_variation with probabilities "
+          "down to 1e-4", "[divergence]") {
+  // (gradcheck's finite-difference step is 1e-6, so smaller probabilities cannot be probed; the
+  // kl_div test above covers exact zeros)
+  Tensor p = probs({1e-4, 0.3, 0.7 - 1e-4, 0.5, 0.5 - 2e-4, 2e-4}, {2, 3}).set_requires_grad();
+  Tensor q = probs({0.6, 1e-4, 0.4 - 1e-4, 3e-4, 0.2, 0.8 - 3e-4}, {2, 3}).set_requires_grad();
+  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return entropy(in[0]); }, {p});
+  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return js_divergence(in[0], in[1]); }, {p, q});
+  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return total_variation(in[0], in[1]); }, {p, q});
+}
+
+TEST_CASE("entropy_logits and kl_div stay finite at logits ±1e4, T ∈ [0.05, 100] (float32)",
+          "[divergence]") {
+  for (double T : {0.05, 1.0, 100.0}) {
+    Tensor x = tensor({1e4, -1e4, 0, -1e4, 1e4, 1e4}, {2, 3}).set_requires_grad();
+    Tensor h = entropy_logits(x, -1, T);
+    REQUIRE(all_finite(h));
+    REQUIRE(h.at({1}) == Approx(kLn2).margin(1e-6));  // two equal maxima, the rest ~e^(-2e4/T)
+    Tensor target = softmax(tensor({1, 2, 3, 3, 2, 1}, {2, 3}), -1);
+    Tensor loss = add(sum(h), kl_div(log_softmax(x, -1, T), target, Reduction::batchmean));
+    REQUIRE(std::isfinite(loss.item()));
+    backward(loss);
+    REQUIRE(all_finite(x.grad()));
+  }
+}

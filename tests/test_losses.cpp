@@ -325,3 +325,36 @@ TEST_CASE("ppo_clip_loss stays finite for huge log-ratios (float32)", "[losses]"
                 {"ppo_clip_loss", "advantages [3]"});
   require_error([] { ppo_clip_loss(zeros({2}), zeros({2}), zeros({2}), 1.5); }, {"ppo_clip_loss", "1.5"});
 }
+
+// ---------------------------------------------------------------- extreme inputs
+
+TEST_CASE("gradcheck at extreme inputs: distillation (logits ±50, T 0.05 and 100), nll, ppo, mse",
+          "[losses]") {
+  Tensor s = tensor({50, -50, 10, -10, 49, 0}, {2, 3}, DType::f64).set_requires_grad();
+  Tensor t = tensor({-50, 50, 0, 20, -20, 50}, {2, 3}, DType::f64).set_requires_grad();
+  for (double T : {0.05, 1.0, 100.0})
+    REQUIRE_GRADCHECK([T](const std::vector<Tensor>& in) { return distillation_loss(in[0], in[1], T); }, {s, t});
+  Tensor log_probs = tensor({-50, -1e-20, -25, -1, -49, -0.5}, {2, 3}, DType::f64).set_requires_grad();
+  Tensor labels = index_tensor({0, 2});
+  REQUIRE_GRADCHECK([labels](const std::vector<Tensor>& in) { return nll(in[0], labels); }, {log_probs});
+  // log-ratios up to ±15 (r from 3e-7 to 3e6), advantages of both signs, away from the clip edges
+  Tensor new_logp = tensor({15, -15, 12, -12, 0.01, -0.01}, DType::f64).set_requires_grad();
+  Tensor old_logp = tensor({0, 0, -1, 1, 0, 0}, DType::f64).set_requires_grad();
+  Tensor advantages = tensor({-2, 2, -0.5, 0.5, 100, -100}, DType::f64).set_requires_grad();
+  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return ppo_clip_loss(in[0], in[1], in[2], 0.2, Reduction::none); },
+                    {new_logp, old_logp, advantages});
+  Tensor big = tensor({1e4, -1e4, 3e3}, DType::f64).set_requires_grad();
+  Tensor other = tensor({-1e4, 1e4, 3e3 + 1e-3}, DType::f64).set_requires_grad();
+  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return mse(in[0], in[1], Reduction::none); }, {big, other});
+}
+
+TEST_CASE("distillation stays finite for logits ±1e4 and T ∈ [0.05, 100] (float32)", "[losses]") {
+  for (double T : {0.05, 1.0, 100.0}) {
+    Tensor s = tensor({1e4, -1e4, 0, -1e4, 1e4, 1e4}, {2, 3}).set_requires_grad();
+    Tensor t = tensor({-1e4, 1e4, 0, 1e4, -1e4, 5e3}, {2, 3});
+    Tensor loss = distillation_loss(s, t, T, 0.5, index_tensor({0, 2}));
+    REQUIRE(std::isfinite(loss.item()));
+    backward(loss);
+    REQUIRE(finite(s.grad()));
+  }
+}
