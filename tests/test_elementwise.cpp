@@ -84,6 +84,13 @@ TEST_CASE("gradcheck: binary ops with broadcasting both ways", "[elementwise]") 
   }
 }
 
+TEST_CASE("gradcheck: inputs that arrive transposed", "[elementwise]") {
+  Tensor a = random_input({4, 3}, 15), b = random_input({3, 4}, 16, 0.5, 2);
+  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return mul(transpose(in[0]), in[1]); }, {a, b});
+  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return div(in[1], transpose(in[0]) + 3.0); },
+                    {a, b});
+}
+
 TEST_CASE("gradcheck: scalar forms", "[elementwise]") {
   Tensor x = random_input({2, 3}, 10, 0.5, 2);
   auto one = [&](auto f) { REQUIRE_GRADCHECK([f](const std::vector<Tensor>& in) { return f(in[0]); }, {x}); };

@@ -168,3 +168,13 @@ TEST_CASE("gaussian primitives reject mismatched shapes", "[gaussian]") {
   require_error([] { gaussian_kl(zeros({2}), zeros({3}), zeros({2}), zeros({2})); },
                 {"gaussian_kl", "broadcast"});
 }
+
+TEST_CASE("gradcheck: reparameterize at logvar ±30", "[gaussian]") {
+  Tensor mu = random_input({2, 3}, 24, -2, 2);
+  Tensor logvar = tensor({-30, 30, -12, 12, 0, 25}, {2, 3}, DType::f64).set_requires_grad();
+  Tensor eps = random_input({2, 3}, 25).detach();
+  REQUIRE_GRADCHECK([eps](const std::vector<Tensor>& in) { return reparameterize(in[0], in[1], eps); }, {mu, logvar});
+  Tensor z = reparameterize(mu.detach().to(DType::f32).set_requires_grad(),
+                            logvar.detach().to(DType::f32).set_requires_grad(), eps.to(DType::f32));
+  REQUIRE(all_finite(z));
+}

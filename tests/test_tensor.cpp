@@ -116,6 +116,13 @@ TEST_CASE("the caching allocator reuses freed blocks", "[tensor]") {
   REQUIRE(cpu.memory_stats().bytes_cached > 0);
 }
 
+TEST_CASE("every block is 64-byte aligned, whatever its size", "[tensor]") {
+  for (int64_t n : {1, 3, 17, 24, 25, 100, 1000, 4097, 100000}) {
+    Tensor t = empty({n});
+    REQUIRE(reinterpret_cast<uintptr_t>(t.raw_data()) % 64 == 0);
+  }
+}
+
 TEST_CASE("asking for a device without a backend is a clear error", "[tensor]") {
   require_error([] { zeros({2}, DType::f32, Device::cuda_device()); },
                 {"no backend for cuda:0"});

@@ -52,10 +52,17 @@ void pointwise_rows(const Backend::PointwiseInputs& inputs, T* out, int64_t n, T
     for (int64_t i = 0; i < n; ++i) out[i] = F::value(in.A(i), in.B(i), in.C(i), in.D(i), param);
     return;
   }
-  double total = 0;  // a whole batch of float terms: accumulate in double
-#pragma omp simd reduction(+ : total)
-  for (int64_t i = 0; i < n; ++i)
-    total += static_cast<double>(F::value(in.A(i), in.B(i), in.C(i), in.D(i), param));
+  // A whole batch of float terms is summed in double, one block at a time: each block's sum in
+  // T keeps the loop at T's vector width (so exp/log get their 16-lane libmvec versions).
+  constexpr int64_t kBlock = 512;
+  double total = 0;
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t end = start + kBlock < n ? start + kBlock : n;
+    T block = 0;
+#pragma omp simd reduction(+ : block)
+    for (int64_t i = start; i < end; ++i) block += F::value(in.A(i), in.B(i), in.C(i), in.D(i), param);
+    total += static_cast<double>(block);
+  }
   out[0] = static_cast<T>(total * scale);
 }
 
@@ -141,24 +148,53 @@ struct RowStats {
   T max, log_sum;
 };
 
+template <class T>
+RowStats<T> nan_stats() {
+  return {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::quiet_NaN()};
+}
+
+// Whether every element is -inf (rather than NaN, which the max passes skip over).
+template <class T, class S>
+bool all_minus_inf(const T* x, int64_t n, S stride) {
+  for (int64_t j = 0; j < n; ++j)
+    if (!(x[j * stride] == -std::numeric_limits<T>::infinity())) return false;
+  return true;
+}
+
 template <class T, class S>
 RowStats<T> row_stats(const T* x, int64_t n, S stride, T inv_t) {
   constexpr T inf = std::numeric_limits<T>::infinity();
   T m = -inf;
 #pragma omp simd reduction(max : m)
   for (int64_t j = 0; j < n; ++j) m = x[j * stride] > m ? x[j * stride] : m;
-  if (m == -inf) return {T(0), inf};
+  if (m == -inf) return all_minus_inf(x, n, stride) ? RowStats<T>{T(0), inf} : nan_stats<T>();
   T s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t j = 0; j < n; ++j) s += std::exp(k::shifted(x[j * stride], m, inv_t));
   return {m, std::log(s)};
 }
 
+// Short-row versions (below), for contiguous rows shorter than a vector register.
+bool short_rows(const Backend::SoftmaxLayout& layout);
+template <class T>
+void softmax_short(Backend::SoftmaxKind kind, const T* x, T* y, const Backend::SoftmaxLayout& layout);
+template <class T>
+void log_softmax_backward_short(const T* grad_y, const T* y, T* grad_x,
+                                const Backend::SoftmaxLayout& layout);
+template <class T>
+void kl_logits_short(const T* p_logits, const T* q_logits, T* kl, T* stats,
+                     const Backend::SoftmaxLayout& layout);
+template <class T>
+void kl_logits_backward_short(const T* grad_kl, const T* p_logits, const T* q_logits, const T* kl,
+                              const T* stats, T* grad_p, T* grad_q,
+                              const Backend::SoftmaxLayout& layout);
+
 // ---------------------------------------------------------------- softmax / log_softmax
 
 template <class T>
 void softmax_rows(Backend::SoftmaxKind kind, const T* x, T* y,
                   const Backend::SoftmaxLayout& layout) {
+  if (short_rows(layout)) return softmax_short(kind, x, y, layout);
   const int64_t n = layout.n;
   for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
     const T* xr = x + offset;
@@ -176,8 +212,9 @@ void softmax_rows(Backend::SoftmaxKind kind, const T* x, T* y,
     T m = -inf;
 #pragma omp simd reduction(max : m)
     for (int64_t j = 0; j < n; ++j) m = xr[j * stride] > m ? xr[j * stride] : m;
-    if (m == -inf) {  // all -inf: the zero distribution, not NaN
-      for (int64_t j = 0; j < n; ++j) yr[j * stride] = T(0);
+    if (m == -inf) {  // all -inf: the zero distribution, not NaN (a NaN row stays NaN)
+      const T fill = all_minus_inf(xr, n, stride) ? T(0) : std::numeric_limits<T>::quiet_NaN();
+      for (int64_t j = 0; j < n; ++j) yr[j * stride] = fill;
       return;
     }
     T s = 0;
@@ -196,6 +233,8 @@ void softmax_rows(Backend::SoftmaxKind kind, const T* x, T* y,
 template <class T>
 void softmax_backward_rows(Backend::SoftmaxKind kind, const T* grad_y, const T* y, T* grad_x,
                            const Backend::SoftmaxLayout& layout) {
+  if (kind == Backend::SoftmaxKind::log_softmax && short_rows(layout))
+    return log_softmax_backward_short(grad_y, y, grad_x, layout);
   const int64_t n = layout.n;
   for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
     const T* g = grad_y + offset;
@@ -226,6 +265,7 @@ void softmax_backward_rows(Backend::SoftmaxKind kind, const T* grad_y, const T* 
 template <class T>
 void kl_logits_rows(const T* p_logits, const T* q_logits, T* kl, T* stats,
                     const Backend::SoftmaxLayout& layout) {
+  if (short_rows(layout)) return kl_logits_short(p_logits, q_logits, kl, stats, layout);
   const int64_t n = layout.n;
   for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
     const T* a = p_logits + offset;
@@ -260,6 +300,8 @@ template <class T>
 void kl_logits_backward_rows(const T* grad_kl, const T* p_logits, const T* q_logits,
                              const T* kl, const T* stats, T* grad_p, T* grad_q,
                              const Backend::SoftmaxLayout& layout) {
+  if (short_rows(layout))
+    return kl_logits_backward_short(grad_kl, p_logits, q_logits, kl, stats, grad_p, grad_q, layout);
   const int64_t n = layout.n;
   for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
     const T* a = p_logits + offset;
@@ -299,40 +341,55 @@ void kl_logits_backward_rows(const T* grad_kl, const T* p_logits, const T* q_log
 
 // ---------------------------------------------------------------- cross-entropy
 
+// The loss of one row from its stats: -[(1-ε)·log p_label + (ε/n)·Σ_j log p_j] for a label
+// (the Σ only when ε > 0: a -inf logit would otherwise turn 0·(-inf) into NaN), or
+// -Σ_j t'_j·log p_j for probabilities (terms with t'_j = 0 are 0).
+template <class T, class S>
+T cross_entropy_row(const T* x, S stride, int64_t n, int64_t label, const T* t, T smoothing,
+                    T inv_n, T inv_t, RowStats<T> st) {
+  if (!t) {
+    T picked = k::shifted(x[label * stride], st.max, inv_t) - st.log_sum;
+    T value = -(T(1) - smoothing) * picked;
+    if (smoothing > T(0)) {
+      T sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < n; ++j) sum += k::shifted(x[j * stride], st.max, inv_t) - st.log_sum;
+      value -= smoothing * inv_n * sum;
+    }
+    return value;
+  }
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; ++j) {
+    T weight = k::smoothed_target(t[j * stride], smoothing, inv_n);
+    T term = weight * (k::shifted(x[j * stride], st.max, inv_t) - st.log_sum);
+    sum += weight != T(0) ? term : T(0);
+  }
+  return -sum;
+}
+
+template <class T>
+void cross_entropy_short(const T* logits, const int64_t* labels, const T* target, T smoothing,
+                         T* loss, T* stats, const Backend::SoftmaxLayout& layout);
+template <class T>
+void cross_entropy_backward_short(const T* grad_loss, const T* logits, const int64_t* labels,
+                                  const T* target, T smoothing, const T* stats, T* grad_logits,
+                                  T* grad_target, const Backend::SoftmaxLayout& layout);
+
 // stats per distribution: (max, log Σ).
 template <class T>
 void cross_entropy_rows(const T* logits, const int64_t* labels, const T* target, T smoothing,
                         T* loss, T* stats, const Backend::SoftmaxLayout& layout) {
+  if (short_rows(layout))
+    return cross_entropy_short(logits, labels, target, smoothing, loss, stats, layout);
   const int64_t n = layout.n;
   const T inv_n = T(1) / static_cast<T>(n);
   for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
     const T* x = logits + offset;
     const T inv_t = inverse_temperature<T>(layout, d);
     RowStats<T> st = row_stats(x, n, stride, inv_t);
-    T value;
-    if (labels) {
-      // -[(1-ε)·log p_label + (ε/n)·Σ_j log p_j]; the Σ only when ε > 0 (a -inf logit would
-      // otherwise turn 0·(-inf) into NaN).
-      T picked = k::shifted(x[labels[d] * stride], st.max, inv_t) - st.log_sum;
-      value = -(T(1) - smoothing) * picked;
-      if (smoothing > T(0)) {
-        T sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < n; ++j) sum += k::shifted(x[j * stride], st.max, inv_t) - st.log_sum;
-        value -= smoothing * inv_n * sum;
-      }
-    } else {
-      const T* t = target + offset;
-      T sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < n; ++j) {
-        T weight = k::smoothed_target(t[j * stride], smoothing, inv_n);
-        T term = weight * (k::shifted(x[j * stride], st.max, inv_t) - st.log_sum);
-        sum += weight != T(0) ? term : T(0);
-      }
-      value = -sum;
-    }
-    loss[d] = value;
+    loss[d] = cross_entropy_row(x, stride, n, labels ? labels[d] : -1,
+                                target ? target + offset : nullptr, smoothing, inv_n, inv_t, st);
     stats[2 * d] = st.max;
     stats[2 * d + 1] = st.log_sum;
   });
@@ -342,6 +399,9 @@ template <class T>
 void cross_entropy_backward_rows(const T* grad_loss, const T* logits, const int64_t* labels,
                                  const T* target, T smoothing, const T* stats, T* grad_logits,
                                  T* grad_target, const Backend::SoftmaxLayout& layout) {
+  if (short_rows(layout))
+    return cross_entropy_backward_short(grad_loss, logits, labels, target, smoothing, stats,
+                                        grad_logits, grad_target, layout);
   const int64_t n = layout.n;
   const T inv_n = T(1) / static_cast<T>(n);
   for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
@@ -377,6 +437,240 @@ void cross_entropy_backward_rows(const T* grad_loss, const T* logits, const int6
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j)
         gt[j * stride] = -g * (T(1) - smoothing) * (k::shifted(x[j * stride], max, inv_t) - log_sum);
+    }
+  });
+}
+
+
+// ---------------------------------------------------------------- short rows, in blocks
+// A row shorter than a vector register (10 classes of MNIST and CIFAR) would leave every exp in
+// the loops above scalar. Contiguous short rows are therefore processed a block of rows at a
+// time: the per-row arithmetic (max, shifts, sums) in short loops, and every exp in one long
+// vectorised loop over the whole block, through scratch arrays that stay in L1.
+
+constexpr int64_t kShortRow = 64;         // rows shorter than this use blocks
+constexpr int64_t kBlockElements = 1024;  // elements per block (rows · n)
+
+bool short_rows(const Backend::SoftmaxLayout& layout) {
+  return layout.inner == 1 && layout.n < kShortRow;
+}
+
+// Calls block(first_row, rows) over the distributions of a contiguous short-row layout.
+template <class Block>
+void for_each_row_block(const Backend::SoftmaxLayout& layout, Block block) {
+  const int64_t per_block = kBlockElements / layout.n;
+  for (int64_t first = 0; first < layout.outer; first += per_block)
+    block(first, first + per_block < layout.outer ? per_block : layout.outer - first);
+}
+
+template <class T>
+void exp_in_place(T* v, int64_t count) {
+#pragma omp simd
+  for (int64_t i = 0; i < count; ++i) v[i] = std::exp(v[i]);
+}
+
+// RowStats of `rows` rows starting at x (row r is distribution first + r). Leaves
+// e = e^((x - max)/T) of every element in `e`.
+template <class T>
+void block_row_stats(const T* x, int64_t first, int64_t rows, const Backend::SoftmaxLayout& layout,
+                     T* e, RowStats<T>* stats) {
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  const int64_t n = layout.n;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * n;
+    const T inv_t = inverse_temperature<T>(layout, first + r);
+    T m = -inf;
+    for (int64_t j = 0; j < n; ++j) m = xr[j] > m ? xr[j] : m;
+    // all -inf: every shift is -inf, e = 0, Σ = 0 (a NaN row gets NaN stats instead)
+    if (m == -inf) m = all_minus_inf(xr, n, Contiguous{}) ? T(0) : std::numeric_limits<T>::quiet_NaN();
+    for (int64_t j = 0; j < n; ++j) e[r * n + j] = k::shifted(xr[j], m, inv_t);
+    stats[r].max = m;
+  }
+  exp_in_place(e, rows * n);
+  for (int64_t r = 0; r < rows; ++r) {
+    T s = 0;
+    for (int64_t j = 0; j < n; ++j) s += e[r * n + j];
+    stats[r].log_sum = s == T(0) ? inf : std::log(s);  // the zero distribution: see RowStats
+  }
+}
+
+// log p_j = (x_j - max)/T - log Σ for a block of rows, into `out`.
+template <class T>
+void block_log_probs(const T* x, int64_t first, int64_t rows, const Backend::SoftmaxLayout& layout,
+                     const RowStats<T>* stats, T* out) {
+  const int64_t n = layout.n;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T inv_t = inverse_temperature<T>(layout, first + r);
+    for (int64_t j = 0; j < n; ++j)
+      out[r * n + j] = k::shifted(x[r * n + j], stats[r].max, inv_t) - stats[r].log_sum;
+  }
+}
+
+template <class T>
+void softmax_short(Backend::SoftmaxKind kind, const T* x, T* y, const Backend::SoftmaxLayout& layout) {
+  const int64_t n = layout.n;
+  T e[kBlockElements];
+  RowStats<T> stats[kBlockElements];
+  for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    const T* xb = x + first * n;
+    T* yb = y + first * n;
+    block_row_stats(xb, first, rows, layout, e, stats);
+    if (kind == Backend::SoftmaxKind::log_softmax) return block_log_probs(xb, first, rows, layout, stats, yb);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T scale = std::exp(-stats[r].log_sum);  // 1/Σ, and 0 for the zero distribution
+      for (int64_t j = 0; j < n; ++j) yb[r * n + j] = e[r * n + j] * scale;
+    }
+  });
+}
+
+template <class T>
+void log_softmax_backward_short(const T* grad_y, const T* y, T* grad_x,
+                                const Backend::SoftmaxLayout& layout) {
+  const int64_t n = layout.n;
+  T e[kBlockElements];
+  for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    const int64_t offset = first * n;
+    for (int64_t i = 0; i < rows * n; ++i) e[i] = y[offset + i];
+    exp_in_place(e, rows * n);  // softmax = e^y
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* g = grad_y + offset + r * n;
+      T* gx = grad_x + offset + r * n;
+      const T inv_t = inverse_temperature<T>(layout, first + r);
+      T sum = 0;
+      for (int64_t j = 0; j < n; ++j) sum += g[j];
+      for (int64_t j = 0; j < n; ++j) gx[j] = (g[j] - e[r * n + j] * sum) * inv_t;
+    }
+  });
+}
+
+template <class T>
+void kl_logits_short(const T* p_logits, const T* q_logits, T* kl, T* stats,
+                     const Backend::SoftmaxLayout& layout) {
+  const int64_t n = layout.n;
+  T log_p[kBlockElements], log_q[kBlockElements], p[kBlockElements];
+  RowStats<T> sp[kBlockElements], sq[kBlockElements];
+  const T log_n = static_cast<T>(std::log(static_cast<double>(n)));
+  for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    const T* a = p_logits + first * n;
+    block_row_stats(a, first, rows, layout, p, sp);
+    block_log_probs(a, first, rows, layout, sp, log_p);
+    if (q_logits) {
+      const T* b = q_logits + first * n;
+      block_row_stats(b, first, rows, layout, log_q, sq);
+      block_log_probs(b, first, rows, layout, sq, log_q);
+    } else {
+      for (int64_t r = 0; r < rows; ++r) sq[r] = {T(0), log_n};
+      for (int64_t i = 0; i < rows * n; ++i) log_q[i] = -log_n;
+    }
+    for (int64_t i = 0; i < rows * n; ++i) p[i] = log_p[i];
+    exp_in_place(p, rows * n);
+    for (int64_t r = 0; r < rows; ++r) {
+      T total = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t i = r * n + j;
+        total += k::p_log_ratio(p[i], log_p[i], log_q[i]);
+      }
+      const int64_t d = first + r;
+      kl[d] = total;
+      T* st = stats + 4 * d;
+      st[0] = sp[r].max, st[1] = sp[r].log_sum, st[2] = sq[r].max, st[3] = sq[r].log_sum;
+    }
+  });
+}
+
+template <class T>
+void kl_logits_backward_short(const T* grad_kl, const T* p_logits, const T* q_logits, const T* kl,
+                              const T* stats, T* grad_p, T* grad_q,
+                              const Backend::SoftmaxLayout& layout) {
+  const int64_t n = layout.n;
+  T log_p[kBlockElements], log_q[kBlockElements], p[kBlockElements];
+  RowStats<T> sp[kBlockElements], sq[kBlockElements];
+  for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* st = stats + 4 * (first + r);
+      sp[r] = {st[0], st[1]};
+      sq[r] = {st[2], st[3]};
+    }
+    block_log_probs(p_logits + first * n, first, rows, layout, sp, log_p);
+    if (q_logits) block_log_probs(q_logits + first * n, first, rows, layout, sq, log_q);
+    else
+      for (int64_t i = 0; i < rows * n; ++i) log_q[i] = -sq[0].log_sum;
+    for (int64_t i = 0; i < rows * n; ++i) p[i] = log_p[i];
+    exp_in_place(p, rows * n);
+    if (grad_p)
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t d = first + r;
+        const T g = grad_kl[d], inv_t = inverse_temperature<T>(layout, d);
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t i = r * n + j;
+          grad_p[d * n + j] = g * k::kl_logits_grad_p(p[i], log_p[i], log_q[i], kl[d], inv_t);
+        }
+      }
+    if (grad_q && q_logits) {
+      exp_in_place(log_q, rows * n);  // now q
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t d = first + r;
+        const T g = grad_kl[d], inv_t = inverse_temperature<T>(layout, d);
+        for (int64_t j = 0; j < n; ++j)
+          grad_q[d * n + j] = g * k::kl_logits_grad_q(p[r * n + j], log_q[r * n + j], inv_t);
+      }
+    }
+  });
+}
+
+
+template <class T>
+void cross_entropy_short(const T* logits, const int64_t* labels, const T* target, T smoothing,
+                         T* loss, T* stats, const Backend::SoftmaxLayout& layout) {
+  const int64_t n = layout.n;
+  const T inv_n = T(1) / static_cast<T>(n);
+  T e[kBlockElements];
+  RowStats<T> st[kBlockElements];
+  for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    block_row_stats(logits + first * n, first, rows, layout, e, st);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t d = first + r;
+      loss[d] = cross_entropy_row(logits + d * n, Contiguous{}, n, labels ? labels[d] : -1,
+                                  target ? target + d * n : nullptr, smoothing, inv_n,
+                                  inverse_temperature<T>(layout, d), st[r]);
+      stats[2 * d] = st[r].max;
+      stats[2 * d + 1] = st[r].log_sum;
+    }
+  });
+}
+
+template <class T>
+void cross_entropy_backward_short(const T* grad_loss, const T* logits, const int64_t* labels,
+                                  const T* target, T smoothing, const T* stats, T* grad_logits,
+                                  T* grad_target, const Backend::SoftmaxLayout& layout) {
+  const int64_t n = layout.n;
+  const T inv_n = T(1) / static_cast<T>(n);
+  T log_p[kBlockElements], p[kBlockElements];
+  RowStats<T> st[kBlockElements];
+  for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    for (int64_t r = 0; r < rows; ++r) st[r] = {stats[2 * (first + r)], stats[2 * (first + r) + 1]};
+    block_log_probs(logits + first * n, first, rows, layout, st, log_p);
+    for (int64_t i = 0; i < rows * n; ++i) p[i] = log_p[i];
+    exp_in_place(p, rows * n);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t d = first + r;
+      const T g = grad_loss[d], inv_t = inverse_temperature<T>(layout, d);
+      const T* t = target ? target + d * n : nullptr;
+      if (grad_logits) {
+        T* gx = grad_logits + d * n;
+        if (labels) {
+          const T off = k::smoothed_target(T(0), smoothing, inv_n);
+          for (int64_t j = 0; j < n; ++j) gx[j] = g * inv_t * k::cross_entropy_grad(p[r * n + j], off, T(1));
+          gx[labels[d]] -= g * inv_t * (T(1) - smoothing);
+        } else {
+          T target_sum = 0;
+          for (int64_t j = 0; j < n; ++j) target_sum += k::smoothed_target(t[j], smoothing, inv_n);
+          for (int64_t j = 0; j < n; ++j)
+            gx[j] = g * inv_t * k::cross_entropy_grad(p[r * n + j], k::smoothed_target(t[j], smoothing, inv_n), target_sum);
+        }
+      }
+      if (grad_target && !labels)
+        for (int64_t j = 0; j < n; ++j) grad_target[d * n + j] = -g * (T(1) - smoothing) * log_p[r * n + j];
     }
   });
 }

@@ -214,44 +214,42 @@ Tensor square(const Tensor& x) {
   return y;
 }
 
+// Ops whose gradient is a single fused kernel of (grad, saved): the kernels' formulas are in
+// src/kernels/elementwise_math.h (AbsBackward, TanhBackward, ...). `saved` is the op's input or
+// output, whichever the formula needs.
+enum class Saved { input, output };
+
+static Tensor with_fused_gradient(const char* name, UnaryOp op, BinaryOp gradient, Saved saved,
+                                  const Tensor& x) {
+  Tensor y = unary_kernel(name, op, x);
+  if (is_recording(x)) {
+    Tensor keep = saved == Saved::input ? x : y;
+    record(name, y, {x}, [keep, gradient, name](const Tensor& grad, Gradients& g) {
+      g.add(0, binary_kernel(name, gradient, grad, keep));
+    });
+  }
+  return y;
+}
+
 // y = |x|                        grad_x = grad * sign(x)
 Tensor abs(const Tensor& x) {
-  Tensor y = unary_kernel("abs", UnaryOp::abs, x);
-  if (is_recording(x))
-    record("abs", y, {x}, [x](const Tensor& grad, Gradients& g) {
-      g.add(0, binary_kernel("abs_backward", BinaryOp::abs_backward, grad, x));
-    });
-  return y;
+  return with_fused_gradient("abs", UnaryOp::abs, BinaryOp::abs_backward, Saved::input, x);
 }
 
 // y = tanh x                     grad_x = grad * (1 - y²)
 Tensor tanh(const Tensor& x) {
-  Tensor y = unary_kernel("tanh", UnaryOp::tanh, x);
-  if (is_recording(x))
-    record("tanh", y, {x}, [y](const Tensor& grad, Gradients& g) {
-      g.add(0, binary_kernel("tanh_backward", BinaryOp::tanh_backward, grad, y));
-    });
-  return y;
+  return with_fused_gradient("tanh", UnaryOp::tanh, BinaryOp::tanh_backward, Saved::output, x);
 }
 
 // y = 1 / (1 + e^-x)             grad_x = grad * y * (1 - y)
 Tensor sigmoid(const Tensor& x) {
-  Tensor y = unary_kernel("sigmoid", UnaryOp::sigmoid, x);
-  if (is_recording(x))
-    record("sigmoid", y, {x}, [y](const Tensor& grad, Gradients& g) {
-      g.add(0, binary_kernel("sigmoid_backward", BinaryOp::sigmoid_backward, grad, y));
-    });
-  return y;
+  return with_fused_gradient("sigmoid", UnaryOp::sigmoid, BinaryOp::sigmoid_backward,
+                             Saved::output, x);
 }
 
 // y = max(x, 0)                  grad_x = grad * [x > 0]
 Tensor relu(const Tensor& x) {
-  Tensor y = unary_kernel("relu", UnaryOp::relu, x);
-  if (is_recording(x))
-    record("relu", y, {x}, [x](const Tensor& grad, Gradients& g) {
-      g.add(0, binary_kernel("relu_backward", BinaryOp::relu_backward, grad, x));
-    });
-  return y;
+  return with_fused_gradient("relu", UnaryOp::relu, BinaryOp::relu_backward, Saved::input, x);
 }
 
 // y = min(max(x, low), high)     grad_x = grad * [low <= x <= high]

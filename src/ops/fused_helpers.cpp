@@ -102,4 +102,41 @@ Tensor pointwise_op(const char* name, Backend::Pointwise kind, std::vector<Tenso
   return y;
 }
 
+Tempered tempered_layout(const char* op, const Tensor& x, int axis, double temperature) {
+  check_floating(op, x);
+  check_temperature(op, temperature);
+  Tempered t;
+  t.axis = x.shape().axis(axis, op);
+  AxisView view(x.shape(), t.axis);
+  check(view.n > 0, op, "the distribution axis ", axis, " of shape ", x.shape(), " is empty");
+  t.layout.outer = view.outer, t.layout.n = view.n, t.layout.inner = view.inner;
+  t.layout.temperature = temperature;
+  return t;
+}
+
+Tempered tempered_layout(const char* op, const Tensor& x, int axis, const Tensor& temperature) {
+  Tempered t = tempered_layout(op, x, axis, 1.0);
+  check_floating(op, temperature);
+  check_compatible(op, x, temperature);
+  Shape per_distribution = reduced_shape(x.shape(), t.axis, true);
+  check(broadcast_shapes(temperature.shape(), per_distribution, op) == per_distribution, op,
+        "the temperature's shape ", temperature.shape(), " must broadcast to ", per_distribution,
+        " (one temperature, or one per distribution along axis ", axis, " of ", x.shape(), ")");
+  // One host read: T ≤ 0 must be an error, not a NaN later.
+  for (double value : temperature.to_vector()) check_temperature(op, value);
+  t.temperature = temperature;
+  t.layout.single_temperature = temperature.numel() == 1;
+  {
+    NoGrad no_grad;
+    t.expanded = t.layout.single_temperature ? temperature.detach()
+                                             : broadcast_to(temperature.detach(), per_distribution);
+  }
+  t.layout.temperatures = t.expanded.raw_data();
+  return t;
+}
+
+Tensor temperature_grad(const Tensor& x, const Tensor& grad_x, const Tempered& tempered) {
+  return neg(div(sum(mul(x, grad_x), tempered.axis, true), tempered.temperature));
+}
+
 }  // namespace tg::detail

@@ -32,4 +32,20 @@ void check_temperature(const char* op, double temperature);
 
 const char* reduction_name(Reduction reduction);
 
+// The kernel view of softmax-like op over `axis` of x, with its temperature: a double, or a
+// tensor that broadcasts to x's shape with `axis` of size 1 (checked > 0 on the host).
+struct Tempered {
+  Backend::SoftmaxLayout layout;
+  int axis = 0;
+  Tensor temperature;  // the tensor T as given (undefined for a double T)
+  Tensor expanded;     // T as the kernel reads it: one element, or [outer, inner]
+};
+Tempered tempered_layout(const char* op, const Tensor& x, int axis, double temperature);
+Tempered tempered_layout(const char* op, const Tensor& x, int axis, const Tensor& temperature);
+
+// The gradient of a function of x/T with respect to T, from its gradient grad_x with respect
+// to x: grad_T = -Σ_j x_j·grad_x_j / T over the axis (the sum over the batch is left to
+// Gradients::add, which sums it to T's shape).
+Tensor temperature_grad(const Tensor& x, const Tensor& grad_x, const Tempered& tempered);
+
 }  // namespace tg::detail

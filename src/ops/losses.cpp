@@ -2,18 +2,164 @@
 // knowledge distillation and PPO's clipped surrogate. Pointwise ones are a single fused kernel
 // that also reduces; softmax-based ones go through the cross_entropy / kl_logits row kernels.
 // docs/math.md derives every formula.
+#include <cmath>
+
 #include "fused_helpers.h"
 
 namespace tg {
 
+using detail::AxisView;
+using detail::backend_of;
 using detail::pointwise_op;
 using Pointwise = Backend::Pointwise;
+
+namespace {
+
+// The class axis, PyTorch's convention: 1 for [N, C, ...], 0 for a single [C] distribution.
+int class_axis(const Tensor& logits) { return logits.dim() >= 2 ? 1 : 0; }
+
+// Checks class labels against logits: i64, the logits' shape without the class axis, every
+// value in [0, C). Reads the labels on the host once.
+void check_labels(const char* op, const Tensor& logits, const Tensor& labels) {
+  check(labels.defined() && labels.dtype() == DType::i64, op,
+        "class labels must be an i64 tensor (tg::index_tensor)");
+  check(labels.device() == logits.device(), op, "labels are on ", labels.device(), ", logits on ",
+        logits.device());
+  int axis = class_axis(logits);
+  Shape expected = detail::reduced_shape(logits.shape(), axis, false);
+  check(labels.shape() == expected, op, "labels of shape ", labels.shape(), " do not fit logits ",
+        logits.shape(), ": expected labels of shape ", expected, " (the logits without the class axis ",
+        axis, ")");
+  const int64_t classes = logits.shape()[axis];
+  Tensor host = labels.to(Device::cpu_device());
+  const int64_t* values = host.data<int64_t>();
+  for (int64_t i = 0; i < host.numel(); ++i)
+    check(values[i] >= 0 && values[i] < classes, op, "label ", values[i], " at position ", i,
+          " is out of range [0, ", classes, ")");
+}
+
+int64_t batch_size(const Tensor& t) { return t.dim() > 1 ? t.shape()[0] : 1; }
+
+}  // namespace
 
 // ℓ = max(x,0) - x·y + log(1 + e^-|x|)      grad_x = grad·(σ(x) - y)      grad_y = -grad·x
 Tensor bce_with_logits(const Tensor& logits, const Tensor& targets, Reduction reduction) {
   detail::check_floating_group("bce_with_logits", {logits, targets});
   detail::check_same_shape("bce_with_logits", logits, targets, "logits", "targets");
   return pointwise_op("bce_with_logits", Pointwise::bce_with_logits, {logits, targets}, reduction);
+}
+
+
+// ℓ = -Σ_j t'_j·log softmax(x)_j, t' = (1-ε)·t + ε/C, t = onehot(label) or given probabilities
+// grad_x = grad·(softmax(x)·Σ t' - t')        grad_t = -grad·(1-ε)·log softmax(x)
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing,
+                     Reduction reduction) {
+  const char* name = "cross_entropy";
+  detail::check_floating(name, logits);
+  check(logits.dim() >= 1, name, "expected logits of shape [C] or [N, C, ...], got ", logits.shape());
+  check(label_smoothing >= 0 && label_smoothing <= 1, name,
+        "label_smoothing must lie in [0, 1], got ", label_smoothing);
+  check(target.defined(), name, "the target tensor is undefined");
+  const bool labels = target.dtype() == DType::i64;
+  if (labels) {
+    check_labels(name, logits, target);
+  } else {
+    detail::check_compatible(name, logits, target);
+    detail::check_same_shape(name, logits, target, "logits", "probability target");
+  }
+  detail::Tempered t = detail::tempered_layout(name, logits, class_axis(logits), 1.0);
+  Tensor loss = empty(detail::reduced_shape(logits.shape(), t.axis, false), logits.dtype(),
+                      logits.device());
+  Tensor stats = empty({t.layout.outer * t.layout.inner * 2}, logits.dtype(), logits.device());
+  const int64_t* label_data = labels ? static_cast<const int64_t*>(target.raw_data()) : nullptr;
+  backend_of(logits).cross_entropy(logits.dtype(), logits.raw_data(), label_data,
+                                   labels ? nullptr : target.raw_data(), label_smoothing,
+                                   loss.raw_data(), stats.raw_data(), t.layout);
+  Tensor soft_target = labels ? Tensor() : target;
+  if (is_recording(logits, soft_target))
+    record(name, loss, {logits, soft_target},
+           [logits, target, labels, label_smoothing, stats, t](const Tensor& grad, Gradients& g) {
+             Tensor grad_logits, grad_target;
+             if (g.wants(0)) grad_logits = empty(logits.shape(), logits.dtype(), logits.device());
+             if (g.wants(1)) grad_target = empty(target.shape(), target.dtype(), target.device());
+             backend_of(logits).cross_entropy_backward(
+                 logits.dtype(), grad.raw_data(), logits.raw_data(),
+                 labels ? static_cast<const int64_t*>(target.raw_data()) : nullptr, labels ? nullptr : target.raw_data(),
+                 label_smoothing, stats.raw_data(),
+                 grad_logits.defined() ? grad_logits.raw_data() : nullptr,
+                 grad_target.defined() ? grad_target.raw_data() : nullptr, t.layout);
+             g.add(0, grad_logits);
+             g.add(1, grad_target);
+           });
+  return detail::reduce_values(loss, reduction, batch_size(logits));
+}
+
+// ℓ = -log_probs[label]          grad_log_probs = -grad at the label, 0 elsewhere
+Tensor nll(const Tensor& log_probs, const Tensor& labels, Reduction reduction) {
+  const char* name = "nll";
+  detail::check_floating(name, log_probs);
+  check(log_probs.dim() >= 1, name, "expected log-probabilities of shape [C] or [N, C, ...], got ",
+        log_probs.shape());
+  check_labels(name, log_probs, labels);
+  const int axis = class_axis(log_probs);
+  AxisView view(log_probs.shape(), axis);
+  Tensor picked = empty(labels.shape(), log_probs.dtype(), log_probs.device());
+  backend_of(log_probs).gather(log_probs.dtype(), log_probs.raw_data(),
+                               static_cast<const int64_t*>(labels.raw_data()), picked.raw_data(),
+                               view.outer, view.n, 1, view.inner, false);
+  Tensor loss = detail::unary_kernel(name, UnaryOp::neg, picked);
+  if (is_recording(log_probs)) {
+    Shape shape = log_probs.shape();
+    record(name, loss, {log_probs}, [labels, shape, view](const Tensor& grad, Gradients& g) {
+      Tensor grad_log_probs = zeros(shape, grad.dtype(), grad.device());
+      Tensor negated = neg(grad);
+      backend_of(grad).scatter_add(grad.dtype(), negated.raw_data(),
+                                   static_cast<const int64_t*>(labels.raw_data()),
+                                   grad_log_probs.raw_data(), view.outer, view.n, 1, view.inner,
+                                   false);
+      g.add(0, grad_log_probs);
+    });
+  }
+  return detail::reduce_values(loss, reduction, batch_size(log_probs));
+}
+
+// ℓ = (a - b)²                   grad_a = grad·2(a - b) = -grad_b
+Tensor mse(const Tensor& input, const Tensor& target, Reduction reduction) {
+  detail::check_floating_group("mse", {input, target});
+  detail::check_same_shape("mse", input, target, "input", "target");
+  return pointwise_op("mse", Pointwise::squared_error, {input, target}, reduction);
+}
+
+// ℓ = T²·KL(softmax(teacher/T) ‖ softmax(student/T)) / N  +  α·CE(student, labels)
+// The T² keeps the soft term's gradient O(1) as T grows (docs/math.md §distillation_loss).
+Tensor distillation_loss(const Tensor& student_logits, const Tensor& teacher_logits,
+                         double temperature, double alpha, const Tensor& labels) {
+  const char* name = "distillation_loss";
+  detail::check_floating_group(name, {student_logits, teacher_logits});
+  check(student_logits.dim() == 2, name, "expected logits of shape [N, C], got ",
+        student_logits.shape());
+  detail::check_temperature(name, temperature);
+  Tensor soft = mul(kl_divergence_logits(teacher_logits, student_logits, -1, temperature,
+                                         Reduction::batchmean),
+                    temperature * temperature);
+  if (alpha == 0 && !labels.defined()) return soft;
+  check(labels.defined(), name, "alpha = ", alpha, " weighs a cross-entropy term, but no labels were given");
+  return add(soft, mul(cross_entropy(student_logits, labels), alpha));
+}
+
+// ℓ = -min(r·A, clamp(r, 1-ε, 1+ε)·A), r = e^(log π_new - log π_old)
+// grad_log π_new = -grad·r·A where min picks r·A, else 0     grad_log π_old = -grad_log π_new
+// grad_A = -grad·(the ratio min picked)
+Tensor ppo_clip_loss(const Tensor& logp_new, const Tensor& logp_old, const Tensor& advantages,
+                     double clip_epsilon, Reduction reduction) {
+  const char* name = "ppo_clip_loss";
+  detail::check_floating_group(name, {logp_new, logp_old, advantages});
+  detail::check_same_shape(name, logp_new, logp_old, "logp_new", "logp_old");
+  detail::check_same_shape(name, logp_new, advantages, "logp_new", "advantages");
+  check(clip_epsilon >= 0 && clip_epsilon < 1, name, "clip epsilon must lie in [0, 1), got ",
+        clip_epsilon);
+  return pointwise_op(name, Pointwise::ppo_clip, {logp_new, logp_old, advantages}, reduction,
+                      clip_epsilon);
 }
 
 }  // namespace tg

@@ -22,11 +22,13 @@ CachingAllocator::CachingAllocator(SystemAllocate system_allocate, SystemFree sy
 CachingAllocator::~CachingAllocator() { release_cached(); }
 
 // Class 0 is 64 bytes. Above that, sizes in (2^p, 2^(p+1)] round up to a multiple of 2^(p-2),
-// giving the four classes 1.25, 1.5, 1.75 and 2 times 2^p.
+// giving the four classes 1.25, 1.5, 1.75 and 2 times 2^p; every block is then a whole number
+// of 64-byte lines (aligned_alloc requires the size to be a multiple of the alignment).
 size_t CachingAllocator::rounded_size(size_t bytes) {
   if (bytes <= kMinBlock) return kMinBlock;
   size_t step = size_t(1) << (floor_log2(bytes - 1) - 2);
-  return (bytes + step - 1) / step * step;
+  size_t rounded = (bytes + step - 1) / step * step;
+  return (rounded + kMinBlock - 1) / kMinBlock * kMinBlock;
 }
 
 size_t CachingAllocator::size_class(size_t bytes) {

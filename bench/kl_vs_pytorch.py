@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""Fused log_softmax + kl_div, forward and backward: tapegrad against PyTorch CPU, in one run.
+
+    loss = kl_div(log_softmax(x, -1), target, reduction='batchmean')     x, target: float32
+
+Runs bench/kl_fused (Google Benchmark: tapegrad's fused primitives, and the same loss as a
+chain of tapegrad's small ops), then PyTorch 1.13 (Debian python3-torch, run with /usr/bin/python3)
+doing F.kl_div(F.log_softmax(x, -1), target, reduction='batchmean') + backward on the same shapes,
+with its default thread count, with torch.set_num_threads(os.cpu_count()) and with
+torch.set_num_threads(1) (settings that coincide are run once). Prints median times per iteration
+and the ratios. Every timing is the median of --repetitions runs.
+
+tapegrad's kernels here are single-threaded loops (tg::set_num_threads steers only OpenBLAS,
+which this loss never calls), so its numbers are single-thread numbers in both comparisons.
+
+    /usr/bin/python3 bench/kl_vs_pytorch.py [--binary build/bench/kl_fused] [--min-time 0.5]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+SHAPES = [(128, 10), (4096, 1000)]
+
+
+def run_tapegrad(binary, min_time, repetitions):
+    command = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}",
+               f"--benchmark_repetitions={repetitions}", "--benchmark_report_aggregates_only=true"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    times = {}
+    for entry in json.loads(output)["benchmarks"]:
+        if entry.get("aggregate_name") != "median":
+            continue
+        name, rows, classes = entry["run_name"].split("/")
+        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[entry["time_unit"]]
+        times[(name, int(rows), int(classes))] = entry["real_time"] * scale
+    return times
+
+
+def run_pytorch(threads, min_time, repetitions):
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(threads)
+    times = {}
+    for rows, classes in SHAPES:
+        generator = torch.Generator().manual_seed(1234)
+        x = (torch.randn(rows, classes, generator=generator) * 2).requires_grad_()
+        target = F.softmax(torch.randn(rows, classes, generator=generator), dim=-1)
+
+        def step():
+            loss = F.kl_div(F.log_softmax(x, dim=-1), target, reduction="batchmean")
+            loss.backward()
+            x.grad = None
+
+        for _ in range(10):
+            step()
+        # iterations per repetition: enough for min_time seconds
+        start = time.perf_counter()
+        step()
+        once = time.perf_counter() - start
+        iterations = max(5, int(min_time / max(once, 1e-7)))
+        samples = []
+        for _ in range(repetitions):
+            start = time.perf_counter()
+            for _ in range(iterations):
+                step()
+            samples.append((time.perf_counter() - start) / iterations)
+        times[(rows, classes)] = statistics.median(samples)
+    return times
+
+
+def pytorch_in_subprocess(threads, min_time, repetitions):
+    """Each thread setting in a fresh interpreter: torch's thread pool is fixed once it starts."""
+    code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+            f"import kl_vs_pytorch as b; "
+            f"print(json.dumps({{f'{{r}}x{{c}}': t for (r, c), t in "
+            f"b.run_pytorch({threads}, {min_time}, {repetitions}).items()}}))")
+    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    parsed = json.loads(output.strip().splitlines()[-1])
+    return {tuple(int(v) for v in key.split("x")): value for key, value in parsed.items()}
+
+
+def microseconds(seconds):
+    return f"{seconds * 1e6:10.1f}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser.add_argument("--binary", default=os.path.join(here, "..", "build", "bench", "kl_fused"))
+    parser.add_argument("--min-time", type=float, default=0.5, help="seconds per repetition")
+    parser.add_argument("--repetitions", type=int, default=5)
+    args = parser.parse_args()
+
+    import torch
+
+    default_threads = torch.get_num_threads()
+    settings = []  # (label, threads), each thread count once
+    for label, threads in [("default", default_threads), ("all cores", os.cpu_count()), ("1 thread", 1)]:
+        if all(threads != t for _, t in settings):
+            settings.append((label, threads))
+    tapegrad = run_tapegrad(args.binary, args.min_time, args.repetitions)
+    torch_times = [pytorch_in_subprocess(threads, args.min_time, args.repetitions) for _, threads in settings]
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; torch {torch.__version__} "
+          f"(its default: {default_threads} thread{'s' if default_threads > 1 else ''})")
+    print("median time of one forward+backward in microseconds; ratio = PyTorch time / tapegrad fused time")
+    header = f"{'shape':>10} {'tg fused':>10} {'tg chain':>10}"
+    for label, threads in settings:
+        header += f" {f'torch {threads}T':>10}"
+    for label, threads in settings:
+        header += f" {f'ratio {threads}T':>9}"
+    print(header + f" {'chain/fused':>12}")
+    for rows, classes in SHAPES:
+        fused = tapegrad[("tapegrad_fused", rows, classes)]
+        chain = tapegrad[("tapegrad_chain", rows, classes)]
+        line = f"{f'{rows}x{classes}':>10} {microseconds(fused)} {microseconds(chain)}"
+        for times in torch_times:
+            line += f" {microseconds(times[(rows, classes)])}"
+        for times in torch_times:
+            line += f" {times[(rows, classes)] / fused:8.2f}x"
+        print(line + f" {chain / fused:11.2f}x")
+    print("thread settings: " + ", ".join(f"torch {t}T = {label}" for label, t in settings) +
+          "; tapegrad's kernels are single-threaded in every case")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+// src/ops/divergence.cpp — divergences between discrete distributions and entropy: kl_div
+// (PyTorch's F.kl_div), KL straight from logits, entropy, Jensen-Shannon and total variation.
+// docs/math.md derives every forward formula and gradient.
+#include <cmath>
+
+#include "fused_helpers.h"
+
+namespace tg {
+
+using detail::backend_of;
+using detail::pointwise_op;
+using detail::Tempered;
+using Pointwise = Backend::Pointwise;
+
+namespace {
+
+// Σ over `axis` of a pointwise term: one value per distribution, then the reduction.
+Tensor per_distribution(const char* name, Pointwise kind, const Tensor& p, const Tensor& q,
+                        int axis, Reduction reduction) {
+  if (q.defined()) {
+    detail::check_floating_group(name, {p, q});
+    detail::check_same_shape(name, p, q, "p", "q");
+  } else {
+    detail::check_floating(name, p);
+  }
+  int a = p.shape().axis(axis, name);
+  std::vector<Tensor> inputs = {p};
+  if (q.defined()) inputs.push_back(q);
+  Tensor values = sum(pointwise_op(name, kind, inputs, Reduction::none), a);
+  return detail::reduce_values(values, reduction, p.dim() > 1 ? p.shape()[0] : 1);
+}
+
+// kl = KL(softmax(p/T) ‖ softmax(q/T)) per distribution, or KL(softmax(p/T) ‖ uniform) when q is
+// undefined (entropy_logits uses it).
+// grad_p = grad·P·(log P - log Q - kl)/T     grad_q = grad·(Q - P)/T
+// grad_T = -Σ_axis (p·grad_p + q·grad_q)/T
+Tensor kl_logits_op(const char* name, const Tensor& p, const Tensor& q, const Tempered& t,
+                    double sign, double offset) {
+  Tensor kl = empty(detail::reduced_shape(p.shape(), t.axis, false), p.dtype(), p.device());
+  Tensor stats = empty({t.layout.outer * t.layout.inner * 4}, p.dtype(), p.device());
+  backend_of(p).kl_logits(p.dtype(), p.raw_data(), q.defined() ? q.raw_data() : nullptr,
+                          kl.raw_data(), stats.raw_data(), t.layout);
+  // entropy_logits reports log n - kl: the same kernel, a sign and an offset.
+  Tensor y = sign == 1 && offset == 0
+                 ? kl
+                 : detail::unary_kernel(name, UnaryOp::add_scalar,
+                                        detail::unary_kernel(name, UnaryOp::mul_scalar, kl, sign),
+                                        offset);
+  if (is_recording(p, q, t.temperature))
+    record(name, y, {p, q, t.temperature}, [p, q, t, kl, stats, sign](const Tensor& grad, Gradients& g) {
+      const bool want_t = g.wants(2);
+      Tensor grad_kl = sign == 1 ? grad : mul(grad, sign);
+      Tensor grad_p, grad_q;
+      if (g.wants(0) || want_t) grad_p = empty(p.shape(), p.dtype(), p.device());
+      if (q.defined() && (g.wants(1) || want_t)) grad_q = empty(q.shape(), q.dtype(), q.device());
+      backend_of(p).kl_logits_backward(
+          p.dtype(), grad_kl.raw_data(), p.raw_data(), q.defined() ? q.raw_data() : nullptr,
+          kl.raw_data(), stats.raw_data(), grad_p.defined() ? grad_p.raw_data() : nullptr,
+          grad_q.defined() ? grad_q.raw_data() : nullptr, t.layout);
+      if (want_t) {
+        Tensor grad_t = detail::temperature_grad(p, grad_p, t);
+        if (grad_q.defined()) grad_t = add(grad_t, detail::temperature_grad(q, grad_q, t));
+        g.add(2, grad_t);
+      }
+      g.add(0, grad_p);
+      g.add(1, grad_q);
+    });
+  return y;
+}
+
+Tensor kl_logits_checked(const Tensor& p_logits, const Tensor& q_logits, const Tempered& t,
+                         Reduction reduction) {
+  const char* name = "kl_divergence_logits";
+  detail::check_floating_group(name, {p_logits, q_logits});
+  detail::check_same_shape(name, p_logits, q_logits, "p_logits", "q_logits");
+  Tensor kl = kl_logits_op(name, p_logits, q_logits, t, 1, 0);
+  return detail::reduce_values(kl, reduction, p_logits.dim() > 1 ? p_logits.shape()[0] : 1);
+}
+
+Tensor entropy_logits_checked(const Tensor& logits, const Tempered& t, Reduction reduction) {
+  // H(P) = log n - KL(P ‖ uniform)
+  Tensor h = kl_logits_op("entropy_logits", logits, Tensor(), t, -1,
+                          std::log(static_cast<double>(t.layout.n)));
+  return detail::reduce_values(h, reduction, logits.dim() > 1 ? logits.shape()[0] : 1);
+}
+
+}  // namespace
+
+// ℓ = p·(log p - log q) (0 where p = 0)     grad_log_q = -grad·p     grad_p = grad·(log p + 1 - log q)
+// With log_target, the target is log p:     grad_log_p = grad·p·(log p - log q + 1)
+Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction, bool log_target) {
+  detail::check_floating_group("kl_div", {input, target});
+  return pointwise_op("kl_div", log_target ? Pointwise::kl_div_log_target : Pointwise::kl_div,
+                      {input, target}, reduction);
+}
+
+Tensor kl_divergence_logits(const Tensor& p_logits, const Tensor& q_logits, int axis,
+                            double temperature, Reduction reduction) {
+  return kl_logits_checked(p_logits, q_logits,
+                           detail::tempered_layout("kl_divergence_logits", p_logits, axis, temperature),
+                           reduction);
+}
+
+Tensor kl_divergence_logits(const Tensor& p_logits, const Tensor& q_logits, int axis,
+                            const Tensor& temperature, Reduction reduction) {
+  return kl_logits_checked(p_logits, q_logits,
+                           detail::tempered_layout("kl_divergence_logits", p_logits, axis, temperature),
+                           reduction);
+}
+
+// H = -Σ p·log p                grad_p = -grad·(log p + 1)   (0 where p = 0)
+Tensor entropy(const Tensor& probs, int axis, Reduction reduction) {
+  return per_distribution("entropy", Pointwise::entropy, probs, Tensor(), axis, reduction);
+}
+
+// H = log n - KL(softmax(x/T) ‖ uniform)      grad_x = -grad·P·(log P + H)/T
+Tensor entropy_logits(const Tensor& logits, int axis, double temperature, Reduction reduction) {
+  return entropy_logits_checked(logits, detail::tempered_layout("entropy_logits", logits, axis, temperature),
+                                reduction);
+}
+
+// JS = ½Σ p·log(p/m) + ½Σ q·log(q/m), m = (p+q)/2     grad_p = ½·grad·log(p/m)   grad_q = ½·grad·log(q/m)
+Tensor js_divergence(const Tensor& p, const Tensor& q, int axis, Reduction reduction) {
+  return per_distribution("js_divergence", Pointwise::js_divergence, p, q, axis, reduction);
+}
+
+// TV = ½Σ|p - q|                grad_p = ½·grad·sign(p - q) = -grad_q
+Tensor total_variation(const Tensor& p, const Tensor& q, int axis, Reduction reduction) {
+  return per_distribution("total_variation", Pointwise::total_variation, p, q, axis, reduction);
+}
+
+}  // namespace tg
