@@ -158,8 +158,8 @@ StateDict read_state_dict(const std::string& path) {
   check(!in.bad(), "load_checkpoint", path, ": read error");
 
   size_t magic_bytes = std::min<size_t>(data.size(), 8);
-  check(std::memcmp(data.data(), kMagic, magic_bytes) == 0, "load_checkpoint", path,
-        ": not a tapegrad checkpoint (bad magic)");
+  check(magic_bytes == 0 || std::memcmp(data.data(), kMagic, magic_bytes) == 0, "load_checkpoint",
+        path, ": not a tapegrad checkpoint (bad magic)");
   check(data.size() >= kHeaderBytes + kChecksumBytes, "load_checkpoint", path, ": truncated: ",
         data.size(), " bytes, shorter than the ", kHeaderBytes + kChecksumBytes,
         "-byte header and checksum");
