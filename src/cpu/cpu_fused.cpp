@@ -275,7 +275,8 @@ void softmax_short(Backend::SoftmaxKind kind, const T* x, T* y, const Backend::S
     const T* xb = x + first * n;
     T* yb = y + first * n;
     block_row_stats(xb, first, rows, layout, e, stats);
-    if (kind == Backend::SoftmaxKind::log_softmax) return block_log_probs(xb, first, rows, layout, stats, yb);
+    if (kind == Backend::SoftmaxKind::log_softmax)
+      return block_log_probs(xb, first, rows, layout, stats, yb);
     for (int64_t r = 0; r < rows; ++r) {
       const T scale = std::exp(-stats[r].log_sum);  // 1/Σ, and 0 for the zero distribution
       for (int64_t j = 0; j < n; ++j) yb[r * n + j] = e[r * n + j] * scale;
@@ -420,17 +421,21 @@ void cross_entropy_backward_short(const T* grad_loss, const T* logits, const int
         T* gx = grad_logits + d * n;
         if (labels) {
           const T off = k::smoothed_target(T(0), smoothing, inv_n);
-          for (int64_t j = 0; j < n; ++j) gx[j] = g * inv_t * k::cross_entropy_grad(p[r * n + j], off, T(1));
+          for (int64_t j = 0; j < n; ++j)
+            gx[j] = g * inv_t * k::cross_entropy_grad(p[r * n + j], off, T(1));
           gx[labels[d]] -= g * inv_t * (T(1) - smoothing);
         } else {
           T target_sum = 0;
           for (int64_t j = 0; j < n; ++j) target_sum += k::smoothed_target(t[j], smoothing, inv_n);
           for (int64_t j = 0; j < n; ++j)
-            gx[j] = g * inv_t * k::cross_entropy_grad(p[r * n + j], k::smoothed_target(t[j], smoothing, inv_n), target_sum);
+            gx[j] = g * inv_t *
+                    k::cross_entropy_grad(p[r * n + j], k::smoothed_target(t[j], smoothing, inv_n),
+                                          target_sum);
         }
       }
       if (grad_target && !labels)
-        for (int64_t j = 0; j < n; ++j) grad_target[d * n + j] = -g * (T(1) - smoothing) * log_p[r * n + j];
+        for (int64_t j = 0; j < n; ++j)
+          grad_target[d * n + j] = -g * (T(1) - smoothing) * log_p[r * n + j];
     }
   });
 }
@@ -569,7 +574,8 @@ void kl_logits_backward_rows(const T* grad_kl, const T* p_logits, const T* q_log
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) {
           T log_p = k::shifted(a[j * stride], max_p, inv_t) - log_sum_p;
-          gp[j * stride] = g * k::kl_logits_grad_p(std::exp(log_p), log_p, -log_sum_q, divergence, inv_t);
+          gp[j * stride] =
+              g * k::kl_logits_grad_p(std::exp(log_p), log_p, -log_sum_q, divergence, inv_t);
         }
       }
     }
@@ -634,7 +640,8 @@ void cross_entropy_backward_rows(const T* grad_loss, const T* logits, const int6
         const T* t = target + offset;
         T target_sum = 0;
 #pragma omp simd reduction(+ : target_sum)
-        for (int64_t j = 0; j < n; ++j) target_sum += k::smoothed_target(t[j * stride], smoothing, inv_n);
+        for (int64_t j = 0; j < n; ++j)
+          target_sum += k::smoothed_target(t[j * stride], smoothing, inv_n);
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) {
           T p = std::exp(k::shifted(x[j * stride], max, inv_t) - log_sum);
