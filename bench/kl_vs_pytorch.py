@@ -7,13 +7,17 @@ Runs bench/kl_fused (Google Benchmark: tapegrad's fused primitives, and the same
 chain of tapegrad's small ops), then PyTorch 1.13 (Debian python3-torch, run with /usr/bin/python3)
 doing F.kl_div(F.log_softmax(x, -1), target, reduction='batchmean') + backward on the same shapes,
 with its default thread count, with torch.set_num_threads(os.cpu_count()) and with
-torch.set_num_threads(1) (settings that coincide are run once). Prints median times per iteration
-and the ratios. Every timing is the median of --repetitions runs.
+torch.set_num_threads(1) (settings that coincide are run once).
+
+The measurement runs in --rounds rounds; each round times every configuration once (tapegrad,
+then each PyTorch setting, in a fresh process), so that load from other processes on a shared
+machine hits all sides alike. It prints the median time of each configuration over the rounds
+and the median over the rounds of each round's ratio PyTorch / tapegrad.
 
 tapegrad's kernels here are single-threaded loops (tg::set_num_threads steers only OpenBLAS,
 which this loss never calls), so its numbers are single-thread numbers in both comparisons.
 
-    /usr/bin/python3 bench/kl_vs_pytorch.py [--binary build/bench/kl_fused] [--min-time 0.5]
+    /usr/bin/python3 bench/kl_vs_pytorch.py [--binary build/bench/kl_fused] [--rounds 5] [--min-time 0.3]
 """
 import argparse
 import json
@@ -28,12 +32,13 @@ SHAPES = [(128, 10), (4096, 1000)]
 
 
 def run_tapegrad(binary, min_time, repetitions):
-    command = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}",
-               f"--benchmark_repetitions={repetitions}", "--benchmark_report_aggregates_only=true"]
+    command = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"]
+    if repetitions > 1:
+        command += [f"--benchmark_repetitions={repetitions}", "--benchmark_report_aggregates_only=true"]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     times = {}
     for entry in json.loads(output)["benchmarks"]:
-        if entry.get("aggregate_name") != "median":
+        if repetitions > 1 and entry.get("aggregate_name") != "median":
             continue
         name, rows, classes = entry["run_name"].split("/")
         scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[entry["time_unit"]]
@@ -93,8 +98,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = os.path.dirname(os.path.abspath(__file__))
     parser.add_argument("--binary", default=os.path.join(here, "..", "build", "bench", "kl_fused"))
-    parser.add_argument("--min-time", type=float, default=0.5, help="seconds per repetition")
-    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     import torch
@@ -104,27 +109,42 @@ def main():
     for label, threads in [("default", default_threads), ("all cores", os.cpu_count()), ("1 thread", 1)]:
         if all(threads != t for _, t in settings):
             settings.append((label, threads))
-    tapegrad = run_tapegrad(args.binary, args.min_time, args.repetitions)
-    torch_times = [pytorch_in_subprocess(threads, args.min_time, args.repetitions) for _, threads in settings]
+    rounds = []  # per round: (tapegrad times, [torch times per setting])
+    for _ in range(args.rounds):
+        tapegrad = run_tapegrad(args.binary, args.min_time, 1)
+        torch_times = [pytorch_in_subprocess(threads, args.min_time, 1) for _, threads in settings]
+        rounds.append((tapegrad, torch_times))
+
+    def median_tapegrad(name, shape):
+        return statistics.median(r[0][(name,) + shape] for r in rounds)
+
+    def median_torch(k, shape):
+        return statistics.median(r[1][k][shape] for r in rounds)
+
+    def median_ratio(k, shape):
+        return statistics.median(r[1][k][shape] / r[0][("tapegrad_fused",) + shape] for r in rounds)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; torch {torch.__version__} "
           f"(its default: {default_threads} thread{'s' if default_threads > 1 else ''})")
-    print("median time of one forward+backward in microseconds; ratio = PyTorch time / tapegrad fused time")
+    print(f"median over {args.rounds} interleaved rounds of the time of one forward+backward, in microseconds;")
+    print("ratio = PyTorch time / tapegrad fused time, per round, median over the rounds")
     header = f"{'shape':>10} {'tg fused':>10} {'tg chain':>10}"
     for label, threads in settings:
         header += f" {f'torch {threads}T':>10}"
     for label, threads in settings:
         header += f" {f'ratio {threads}T':>9}"
     print(header + f" {'chain/fused':>12}")
-    for rows, classes in SHAPES:
-        fused = tapegrad[("tapegrad_fused", rows, classes)]
-        chain = tapegrad[("tapegrad_chain", rows, classes)]
-        line = f"{f'{rows}x{classes}':>10} {microseconds(fused)} {microseconds(chain)}"
-        for times in torch_times:
-            line += f" {microseconds(times[(rows, classes)])}"
-        for times in torch_times:
-            line += f" {times[(rows, classes)] / fused:8.2f}x"
-        print(line + f" {chain / fused:11.2f}x")
+    for shape in SHAPES:
+        fused = median_tapegrad("tapegrad_fused", shape)
+        chain = median_tapegrad("tapegrad_chain", shape)
+        line = f"{f'{shape[0]}x{shape[1]}':>10} {microseconds(fused)} {microseconds(chain)}"
+        for k in range(len(settings)):
+            line += f" {microseconds(median_torch(k, shape))}"
+        for k in range(len(settings)):
+            line += f" {median_ratio(k, shape):8.2f}x"
+        chain_ratio = statistics.median(r[0][("tapegrad_chain",) + shape] / r[0][("tapegrad_fused",) + shape]
+                                        for r in rounds)
+        print(line + f" {chain_ratio:11.2f}x")
     print("thread settings: " + ", ".join(f"torch {t}T = {label}" for label, t in settings) +
           "; tapegrad's kernels are single-threaded in every case")
 

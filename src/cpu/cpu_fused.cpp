@@ -3,8 +3,9 @@
 //
 // Pointwise kernels are one pass (`#pragma omp simd`, exp/log through libmvec). Softmax-family
 // kernels walk one distribution (row) at a time: a max pass, a Σ e^x pass and a write pass; a
-// row of the sizes that matter (10 to a few thousand classes) stays in L1 between the passes,
-// so each reads its input from memory once.
+// row stays in L1 between the passes, so each reads its input from memory once. Contiguous rows
+// shorter than a vector register go through blocks of rows instead (see "short rows"), and
+// distributions along a non-last axis through strided loops.
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -44,8 +45,8 @@ struct Operands {
 };
 
 template <class F, class T>
-void pointwise_rows(const Backend::PointwiseInputs& inputs, T* out, int64_t n, T param,
-                       bool sum, double scale) {
+void pointwise_rows(const Backend::PointwiseInputs& inputs, T* out, int64_t n, T param, bool sum,
+                    double scale) {
   Operands<F, T> in(inputs);
   if (!sum) {
 #pragma omp simd
@@ -83,7 +84,7 @@ void pointwise_grad(const T* grad, bool grad_is_scalar, T scale, const Operands<
 
 template <class F, class T>
 void pointwise_grad_rows(int input, const T* grad, bool grad_is_scalar, T scale,
-                        const Backend::PointwiseInputs& inputs, T* out, int64_t n, T param) {
+                         const Backend::PointwiseInputs& inputs, T* out, int64_t n, T param) {
   Operands<F, T> in(inputs);
   check(input >= 0 && input < F::arity, "pointwise_backward", "input ", input,
         " out of range for a kind with ", F::arity, " inputs");
@@ -174,173 +175,6 @@ RowStats<T> row_stats(const T* x, int64_t n, S stride, T inv_t) {
   return {m, std::log(s)};
 }
 
-// Short-row versions (below), for contiguous rows shorter than a vector register.
-bool short_rows(const Backend::SoftmaxLayout& layout);
-template <class T>
-void softmax_short(Backend::SoftmaxKind kind, const T* x, T* y, const Backend::SoftmaxLayout& layout);
-template <class T>
-void log_softmax_backward_short(const T* grad_y, const T* y, T* grad_x,
-                                const Backend::SoftmaxLayout& layout);
-template <class T>
-void kl_logits_short(const T* p_logits, const T* q_logits, T* kl, T* stats,
-                     const Backend::SoftmaxLayout& layout);
-template <class T>
-void kl_logits_backward_short(const T* grad_kl, const T* p_logits, const T* q_logits, const T* kl,
-                              const T* stats, T* grad_p, T* grad_q,
-                              const Backend::SoftmaxLayout& layout);
-
-// ---------------------------------------------------------------- softmax / log_softmax
-
-template <class T>
-void softmax_rows(Backend::SoftmaxKind kind, const T* x, T* y,
-                  const Backend::SoftmaxLayout& layout) {
-  if (short_rows(layout)) return softmax_short(kind, x, y, layout);
-  const int64_t n = layout.n;
-  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
-    const T* xr = x + offset;
-    T* yr = y + offset;
-    const T inv_t = inverse_temperature<T>(layout, d);
-    if (kind == Backend::SoftmaxKind::log_softmax) {
-      RowStats<T> st = row_stats(xr, n, stride, inv_t);
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j)
-        yr[j * stride] = k::shifted(xr[j * stride], st.max, inv_t) - st.log_sum;
-      return;
-    }
-    // softmax: keep each e^((x - m)/T) in y, then scale by 1/Σ (one exp per element).
-    constexpr T inf = std::numeric_limits<T>::infinity();
-    T m = -inf;
-#pragma omp simd reduction(max : m)
-    for (int64_t j = 0; j < n; ++j) m = xr[j * stride] > m ? xr[j * stride] : m;
-    if (m == -inf) {  // all -inf: the zero distribution, not NaN (a NaN row stays NaN)
-      const T fill = all_minus_inf(xr, n, stride) ? T(0) : std::numeric_limits<T>::quiet_NaN();
-      for (int64_t j = 0; j < n; ++j) yr[j * stride] = fill;
-      return;
-    }
-    T s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < n; ++j) {
-      T e = std::exp(k::shifted(xr[j * stride], m, inv_t));
-      yr[j * stride] = e;
-      s += e;
-    }
-    const T r = T(1) / s;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) yr[j * stride] *= r;
-  });
-}
-
-template <class T>
-void softmax_backward_rows(Backend::SoftmaxKind kind, const T* grad_y, const T* y, T* grad_x,
-                           const Backend::SoftmaxLayout& layout) {
-  if (kind == Backend::SoftmaxKind::log_softmax && short_rows(layout))
-    return log_softmax_backward_short(grad_y, y, grad_x, layout);
-  const int64_t n = layout.n;
-  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
-    const T* g = grad_y + offset;
-    const T* yr = y + offset;
-    T* gx = grad_x + offset;
-    const T inv_t = inverse_temperature<T>(layout, d);
-    if (kind == Backend::SoftmaxKind::log_softmax) {
-      T sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < n; ++j) sum += g[j * stride];
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j)
-        gx[j * stride] = k::log_softmax_grad(g[j * stride], yr[j * stride], sum, inv_t);
-      return;
-    }
-    T dot = 0;
-#pragma omp simd reduction(+ : dot)
-    for (int64_t j = 0; j < n; ++j) dot += g[j * stride] * yr[j * stride];
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j)
-      gx[j * stride] = k::softmax_grad(g[j * stride], yr[j * stride], dot, inv_t);
-  });
-}
-
-// ---------------------------------------------------------------- KL from logits
-
-// stats per distribution: (max_p, log Σ_p, max_q, log Σ_q); a uniform Q has (0, log n).
-template <class T>
-void kl_logits_rows(const T* p_logits, const T* q_logits, T* kl, T* stats,
-                    const Backend::SoftmaxLayout& layout) {
-  if (short_rows(layout)) return kl_logits_short(p_logits, q_logits, kl, stats, layout);
-  const int64_t n = layout.n;
-  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
-    const T* a = p_logits + offset;
-    const T inv_t = inverse_temperature<T>(layout, d);
-    RowStats<T> sp = row_stats(a, n, stride, inv_t);
-    RowStats<T> sq = {T(0), static_cast<T>(std::log(static_cast<double>(n)))};
-    T total = 0;
-    if (q_logits) {
-      const T* b = q_logits + offset;
-      sq = row_stats(b, n, stride, inv_t);
-#pragma omp simd reduction(+ : total)
-      for (int64_t j = 0; j < n; ++j) {
-        T log_p = k::shifted(a[j * stride], sp.max, inv_t) - sp.log_sum;
-        T log_q = k::shifted(b[j * stride], sq.max, inv_t) - sq.log_sum;
-        total += k::p_log_ratio(std::exp(log_p), log_p, log_q);
-      }
-    } else {
-      const T log_q = -sq.log_sum;
-#pragma omp simd reduction(+ : total)
-      for (int64_t j = 0; j < n; ++j) {
-        T log_p = k::shifted(a[j * stride], sp.max, inv_t) - sp.log_sum;
-        total += k::p_log_ratio(std::exp(log_p), log_p, log_q);
-      }
-    }
-    kl[d] = total;
-    T* s = stats + 4 * d;
-    s[0] = sp.max, s[1] = sp.log_sum, s[2] = sq.max, s[3] = sq.log_sum;
-  });
-}
-
-template <class T>
-void kl_logits_backward_rows(const T* grad_kl, const T* p_logits, const T* q_logits,
-                             const T* kl, const T* stats, T* grad_p, T* grad_q,
-                             const Backend::SoftmaxLayout& layout) {
-  if (short_rows(layout))
-    return kl_logits_backward_short(grad_kl, p_logits, q_logits, kl, stats, grad_p, grad_q, layout);
-  const int64_t n = layout.n;
-  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
-    const T* a = p_logits + offset;
-    const T* b = q_logits ? q_logits + offset : nullptr;
-    const T inv_t = inverse_temperature<T>(layout, d);
-    const T g = grad_kl[d], divergence = kl[d];
-    const T* s = stats + 4 * d;
-    const T max_p = s[0], log_sum_p = s[1], max_q = s[2], log_sum_q = s[3];
-    if (grad_p) {
-      T* gp = grad_p + offset;
-      if (b) {
-#pragma omp simd
-        for (int64_t j = 0; j < n; ++j) {
-          T log_p = k::shifted(a[j * stride], max_p, inv_t) - log_sum_p;
-          T log_q = k::shifted(b[j * stride], max_q, inv_t) - log_sum_q;
-          gp[j * stride] = g * k::kl_logits_grad_p(std::exp(log_p), log_p, log_q, divergence, inv_t);
-        }
-      } else {
-#pragma omp simd
-        for (int64_t j = 0; j < n; ++j) {
-          T log_p = k::shifted(a[j * stride], max_p, inv_t) - log_sum_p;
-          gp[j * stride] = g * k::kl_logits_grad_p(std::exp(log_p), log_p, -log_sum_q, divergence, inv_t);
-        }
-      }
-    }
-    if (grad_q && b) {
-      T* gq = grad_q + offset;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        T p = std::exp(k::shifted(a[j * stride], max_p, inv_t) - log_sum_p);
-        T q = std::exp(k::shifted(b[j * stride], max_q, inv_t) - log_sum_q);
-        gq[j * stride] = g * k::kl_logits_grad_q(p, q, inv_t);
-      }
-    }
-  });
-}
-
-// ---------------------------------------------------------------- cross-entropy
-
 // The loss of one row from its stats: -[(1-ε)·log p_label + (ε/n)·Σ_j log p_j] for a label
 // (the Σ only when ε > 0: a -inf logit would otherwise turn 0·(-inf) into NaN), or
 // -Σ_j t'_j·log p_j for probabilities (terms with t'_j = 0 are 0).
@@ -367,80 +201,6 @@ T cross_entropy_row(const T* x, S stride, int64_t n, int64_t label, const T* t, 
   }
   return -sum;
 }
-
-template <class T>
-void cross_entropy_short(const T* logits, const int64_t* labels, const T* target, T smoothing,
-                         T* loss, T* stats, const Backend::SoftmaxLayout& layout);
-template <class T>
-void cross_entropy_backward_short(const T* grad_loss, const T* logits, const int64_t* labels,
-                                  const T* target, T smoothing, const T* stats, T* grad_logits,
-                                  T* grad_target, const Backend::SoftmaxLayout& layout);
-
-// stats per distribution: (max, log Σ).
-template <class T>
-void cross_entropy_rows(const T* logits, const int64_t* labels, const T* target, T smoothing,
-                        T* loss, T* stats, const Backend::SoftmaxLayout& layout) {
-  if (short_rows(layout))
-    return cross_entropy_short(logits, labels, target, smoothing, loss, stats, layout);
-  const int64_t n = layout.n;
-  const T inv_n = T(1) / static_cast<T>(n);
-  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
-    const T* x = logits + offset;
-    const T inv_t = inverse_temperature<T>(layout, d);
-    RowStats<T> st = row_stats(x, n, stride, inv_t);
-    loss[d] = cross_entropy_row(x, stride, n, labels ? labels[d] : -1,
-                                target ? target + offset : nullptr, smoothing, inv_n, inv_t, st);
-    stats[2 * d] = st.max;
-    stats[2 * d + 1] = st.log_sum;
-  });
-}
-
-template <class T>
-void cross_entropy_backward_rows(const T* grad_loss, const T* logits, const int64_t* labels,
-                                 const T* target, T smoothing, const T* stats, T* grad_logits,
-                                 T* grad_target, const Backend::SoftmaxLayout& layout) {
-  if (short_rows(layout))
-    return cross_entropy_backward_short(grad_loss, logits, labels, target, smoothing, stats,
-                                        grad_logits, grad_target, layout);
-  const int64_t n = layout.n;
-  const T inv_n = T(1) / static_cast<T>(n);
-  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
-    const T* x = logits + offset;
-    const T inv_t = inverse_temperature<T>(layout, d);
-    const T g = grad_loss[d], max = stats[2 * d], log_sum = stats[2 * d + 1];
-    if (grad_logits) {
-      T* gx = grad_logits + offset;
-      if (labels) {
-        const int64_t label = labels[d];
-        const T off = k::smoothed_target(T(0), smoothing, inv_n);
-#pragma omp simd
-        for (int64_t j = 0; j < n; ++j) {
-          T p = std::exp(k::shifted(x[j * stride], max, inv_t) - log_sum);
-          gx[j * stride] = g * inv_t * k::cross_entropy_grad(p, off, T(1));
-        }
-        gx[label * stride] -= g * inv_t * (T(1) - smoothing);
-      } else {
-        const T* t = target + offset;
-        T target_sum = 0;
-#pragma omp simd reduction(+ : target_sum)
-        for (int64_t j = 0; j < n; ++j) target_sum += k::smoothed_target(t[j * stride], smoothing, inv_n);
-#pragma omp simd
-        for (int64_t j = 0; j < n; ++j) {
-          T p = std::exp(k::shifted(x[j * stride], max, inv_t) - log_sum);
-          T weight = k::smoothed_target(t[j * stride], smoothing, inv_n);
-          gx[j * stride] = g * inv_t * k::cross_entropy_grad(p, weight, target_sum);
-        }
-      }
-    }
-    if (grad_target && !labels) {
-      T* gt = grad_target + offset;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j)
-        gt[j * stride] = -g * (T(1) - smoothing) * (k::shifted(x[j * stride], max, inv_t) - log_sum);
-    }
-  });
-}
-
 
 // ---------------------------------------------------------------- short rows, in blocks
 // A row shorter than a vector register (10 classes of MNIST and CIFAR) would leave every exp in
@@ -515,7 +275,8 @@ void softmax_short(Backend::SoftmaxKind kind, const T* x, T* y, const Backend::S
     const T* xb = x + first * n;
     T* yb = y + first * n;
     block_row_stats(xb, first, rows, layout, e, stats);
-    if (kind == Backend::SoftmaxKind::log_softmax) return block_log_probs(xb, first, rows, layout, stats, yb);
+    if (kind == Backend::SoftmaxKind::log_softmax)
+      return block_log_probs(xb, first, rows, layout, stats, yb);
     for (int64_t r = 0; r < rows; ++r) {
       const T scale = std::exp(-stats[r].log_sum);  // 1/Σ, and 0 for the zero distribution
       for (int64_t j = 0; j < n; ++j) yb[r * n + j] = e[r * n + j] * scale;
@@ -660,17 +421,240 @@ void cross_entropy_backward_short(const T* grad_loss, const T* logits, const int
         T* gx = grad_logits + d * n;
         if (labels) {
           const T off = k::smoothed_target(T(0), smoothing, inv_n);
-          for (int64_t j = 0; j < n; ++j) gx[j] = g * inv_t * k::cross_entropy_grad(p[r * n + j], off, T(1));
+          for (int64_t j = 0; j < n; ++j)
+            gx[j] = g * inv_t * k::cross_entropy_grad(p[r * n + j], off, T(1));
           gx[labels[d]] -= g * inv_t * (T(1) - smoothing);
         } else {
           T target_sum = 0;
           for (int64_t j = 0; j < n; ++j) target_sum += k::smoothed_target(t[j], smoothing, inv_n);
           for (int64_t j = 0; j < n; ++j)
-            gx[j] = g * inv_t * k::cross_entropy_grad(p[r * n + j], k::smoothed_target(t[j], smoothing, inv_n), target_sum);
+            gx[j] = g * inv_t *
+                    k::cross_entropy_grad(p[r * n + j], k::smoothed_target(t[j], smoothing, inv_n),
+                                          target_sum);
         }
       }
       if (grad_target && !labels)
-        for (int64_t j = 0; j < n; ++j) grad_target[d * n + j] = -g * (T(1) - smoothing) * log_p[r * n + j];
+        for (int64_t j = 0; j < n; ++j)
+          grad_target[d * n + j] = -g * (T(1) - smoothing) * log_p[r * n + j];
+    }
+  });
+}
+
+// ---------------------------------------------------------------- softmax / log_softmax
+
+template <class T>
+void softmax_rows(Backend::SoftmaxKind kind, const T* x, T* y,
+                  const Backend::SoftmaxLayout& layout) {
+  if (short_rows(layout)) return softmax_short(kind, x, y, layout);
+  const int64_t n = layout.n;
+  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
+    const T* xr = x + offset;
+    T* yr = y + offset;
+    const T inv_t = inverse_temperature<T>(layout, d);
+    if (kind == Backend::SoftmaxKind::log_softmax) {
+      RowStats<T> st = row_stats(xr, n, stride, inv_t);
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j)
+        yr[j * stride] = k::shifted(xr[j * stride], st.max, inv_t) - st.log_sum;
+      return;
+    }
+    // softmax: keep each e^((x - m)/T) in y, then scale by 1/Σ (one exp per element).
+    constexpr T inf = std::numeric_limits<T>::infinity();
+    T m = -inf;
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < n; ++j) m = xr[j * stride] > m ? xr[j * stride] : m;
+    if (m == -inf) {  // all -inf: the zero distribution, not NaN (a NaN row stays NaN)
+      const T fill = all_minus_inf(xr, n, stride) ? T(0) : std::numeric_limits<T>::quiet_NaN();
+      for (int64_t j = 0; j < n; ++j) yr[j * stride] = fill;
+      return;
+    }
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; ++j) {
+      T e = std::exp(k::shifted(xr[j * stride], m, inv_t));
+      yr[j * stride] = e;
+      s += e;
+    }
+    const T r = T(1) / s;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) yr[j * stride] *= r;
+  });
+}
+
+template <class T>
+void softmax_backward_rows(Backend::SoftmaxKind kind, const T* grad_y, const T* y, T* grad_x,
+                           const Backend::SoftmaxLayout& layout) {
+  if (kind == Backend::SoftmaxKind::log_softmax && short_rows(layout))
+    return log_softmax_backward_short(grad_y, y, grad_x, layout);
+  const int64_t n = layout.n;
+  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
+    const T* g = grad_y + offset;
+    const T* yr = y + offset;
+    T* gx = grad_x + offset;
+    const T inv_t = inverse_temperature<T>(layout, d);
+    if (kind == Backend::SoftmaxKind::log_softmax) {
+      T sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < n; ++j) sum += g[j * stride];
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j)
+        gx[j * stride] = k::log_softmax_grad(g[j * stride], yr[j * stride], sum, inv_t);
+      return;
+    }
+    T dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t j = 0; j < n; ++j) dot += g[j * stride] * yr[j * stride];
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j)
+      gx[j * stride] = k::softmax_grad(g[j * stride], yr[j * stride], dot, inv_t);
+  });
+}
+
+// ---------------------------------------------------------------- KL from logits
+
+// stats per distribution: (max_p, log Σ_p, max_q, log Σ_q); a uniform Q has (0, log n).
+template <class T>
+void kl_logits_rows(const T* p_logits, const T* q_logits, T* kl, T* stats,
+                    const Backend::SoftmaxLayout& layout) {
+  if (short_rows(layout)) return kl_logits_short(p_logits, q_logits, kl, stats, layout);
+  const int64_t n = layout.n;
+  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
+    const T* a = p_logits + offset;
+    const T inv_t = inverse_temperature<T>(layout, d);
+    RowStats<T> sp = row_stats(a, n, stride, inv_t);
+    RowStats<T> sq = {T(0), static_cast<T>(std::log(static_cast<double>(n)))};
+    T total = 0;
+    if (q_logits) {
+      const T* b = q_logits + offset;
+      sq = row_stats(b, n, stride, inv_t);
+#pragma omp simd reduction(+ : total)
+      for (int64_t j = 0; j < n; ++j) {
+        T log_p = k::shifted(a[j * stride], sp.max, inv_t) - sp.log_sum;
+        T log_q = k::shifted(b[j * stride], sq.max, inv_t) - sq.log_sum;
+        total += k::p_log_ratio(std::exp(log_p), log_p, log_q);
+      }
+    } else {
+      const T log_q = -sq.log_sum;
+#pragma omp simd reduction(+ : total)
+      for (int64_t j = 0; j < n; ++j) {
+        T log_p = k::shifted(a[j * stride], sp.max, inv_t) - sp.log_sum;
+        total += k::p_log_ratio(std::exp(log_p), log_p, log_q);
+      }
+    }
+    kl[d] = total;
+    T* s = stats + 4 * d;
+    s[0] = sp.max, s[1] = sp.log_sum, s[2] = sq.max, s[3] = sq.log_sum;
+  });
+}
+
+template <class T>
+void kl_logits_backward_rows(const T* grad_kl, const T* p_logits, const T* q_logits,
+                             const T* kl, const T* stats, T* grad_p, T* grad_q,
+                             const Backend::SoftmaxLayout& layout) {
+  if (short_rows(layout))
+    return kl_logits_backward_short(grad_kl, p_logits, q_logits, kl, stats, grad_p, grad_q, layout);
+  const int64_t n = layout.n;
+  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
+    const T* a = p_logits + offset;
+    const T* b = q_logits ? q_logits + offset : nullptr;
+    const T inv_t = inverse_temperature<T>(layout, d);
+    const T g = grad_kl[d], divergence = kl[d];
+    const T* s = stats + 4 * d;
+    const T max_p = s[0], log_sum_p = s[1], max_q = s[2], log_sum_q = s[3];
+    if (grad_p) {
+      T* gp = grad_p + offset;
+      if (b) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) {
+          T log_p = k::shifted(a[j * stride], max_p, inv_t) - log_sum_p;
+          T log_q = k::shifted(b[j * stride], max_q, inv_t) - log_sum_q;
+          gp[j * stride] = g * k::kl_logits_grad_p(std::exp(log_p), log_p, log_q, divergence, inv_t);
+        }
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) {
+          T log_p = k::shifted(a[j * stride], max_p, inv_t) - log_sum_p;
+          gp[j * stride] =
+              g * k::kl_logits_grad_p(std::exp(log_p), log_p, -log_sum_q, divergence, inv_t);
+        }
+      }
+    }
+    if (grad_q && b) {
+      T* gq = grad_q + offset;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        T p = std::exp(k::shifted(a[j * stride], max_p, inv_t) - log_sum_p);
+        T q = std::exp(k::shifted(b[j * stride], max_q, inv_t) - log_sum_q);
+        gq[j * stride] = g * k::kl_logits_grad_q(p, q, inv_t);
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------- cross-entropy
+
+// stats per distribution: (max, log Σ).
+template <class T>
+void cross_entropy_rows(const T* logits, const int64_t* labels, const T* target, T smoothing,
+                        T* loss, T* stats, const Backend::SoftmaxLayout& layout) {
+  if (short_rows(layout))
+    return cross_entropy_short(logits, labels, target, smoothing, loss, stats, layout);
+  const int64_t n = layout.n;
+  const T inv_n = T(1) / static_cast<T>(n);
+  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
+    const T* x = logits + offset;
+    const T inv_t = inverse_temperature<T>(layout, d);
+    RowStats<T> st = row_stats(x, n, stride, inv_t);
+    loss[d] = cross_entropy_row(x, stride, n, labels ? labels[d] : -1,
+                                target ? target + offset : nullptr, smoothing, inv_n, inv_t, st);
+    stats[2 * d] = st.max;
+    stats[2 * d + 1] = st.log_sum;
+  });
+}
+
+template <class T>
+void cross_entropy_backward_rows(const T* grad_loss, const T* logits, const int64_t* labels,
+                                 const T* target, T smoothing, const T* stats, T* grad_logits,
+                                 T* grad_target, const Backend::SoftmaxLayout& layout) {
+  if (short_rows(layout))
+    return cross_entropy_backward_short(grad_loss, logits, labels, target, smoothing, stats,
+                                        grad_logits, grad_target, layout);
+  const int64_t n = layout.n;
+  const T inv_n = T(1) / static_cast<T>(n);
+  for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
+    const T* x = logits + offset;
+    const T inv_t = inverse_temperature<T>(layout, d);
+    const T g = grad_loss[d], max = stats[2 * d], log_sum = stats[2 * d + 1];
+    if (grad_logits) {
+      T* gx = grad_logits + offset;
+      if (labels) {
+        const int64_t label = labels[d];
+        const T off = k::smoothed_target(T(0), smoothing, inv_n);
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) {
+          T p = std::exp(k::shifted(x[j * stride], max, inv_t) - log_sum);
+          gx[j * stride] = g * inv_t * k::cross_entropy_grad(p, off, T(1));
+        }
+        gx[label * stride] -= g * inv_t * (T(1) - smoothing);
+      } else {
+        const T* t = target + offset;
+        T target_sum = 0;
+#pragma omp simd reduction(+ : target_sum)
+        for (int64_t j = 0; j < n; ++j)
+          target_sum += k::smoothed_target(t[j * stride], smoothing, inv_n);
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) {
+          T p = std::exp(k::shifted(x[j * stride], max, inv_t) - log_sum);
+          T weight = k::smoothed_target(t[j * stride], smoothing, inv_n);
+          gx[j * stride] = g * inv_t * k::cross_entropy_grad(p, weight, target_sum);
+        }
+      }
+    }
+    if (grad_target && !labels) {
+      T* gt = grad_target + offset;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j)
+        gt[j * stride] = -g * (T(1) - smoothing) * (k::shifted(x[j * stride], max, inv_t) - log_sum);
     }
   });
 }

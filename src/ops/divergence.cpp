@@ -47,7 +47,8 @@ Tensor kl_logits_op(const char* name, const Tensor& p, const Tensor& q, const Te
                                         detail::unary_kernel(name, UnaryOp::mul_scalar, kl, sign),
                                         offset);
   if (is_recording(p, q, t.temperature))
-    record(name, y, {p, q, t.temperature}, [p, q, t, kl, stats, sign](const Tensor& grad, Gradients& g) {
+    record(name, y, {p, q, t.temperature}, [p, q, t, kl, stats, sign](const Tensor& grad,
+                                                                      Gradients& g) {
       const bool want_t = g.wants(2);
       Tensor grad_kl = sign == 1 ? grad : mul(grad, sign);
       Tensor grad_p, grad_q;
@@ -115,8 +116,8 @@ Tensor entropy(const Tensor& probs, int axis, Reduction reduction) {
 
 // H = log n - KL(softmax(x/T) ‖ uniform)      grad_x = -grad·P·(log P + H)/T
 Tensor entropy_logits(const Tensor& logits, int axis, double temperature, Reduction reduction) {
-  return entropy_logits_checked(logits, detail::tempered_layout("entropy_logits", logits, axis, temperature),
-                                reduction);
+  return entropy_logits_checked(
+      logits, detail::tempered_layout("entropy_logits", logits, axis, temperature), reduction);
 }
 
 // JS = ½Σ p·log(p/m) + ½Σ q·log(q/m), m = (p+q)/2     grad_p = ½·grad·log(p/m)   grad_q = ½·grad·log(q/m)

@@ -22,7 +22,8 @@ Tensor pointwise_op(const char* name, Backend::Pointwise kind, std::vector<Tenso
 Tensor reduce_values(const Tensor& values, Reduction reduction, int64_t batch);
 
 // Throws unless every tensor is defined, floating, and shares dtype and device with the first.
-void check_floating_group(const char* op, std::initializer_list<std::reference_wrapper<const Tensor>> tensors);
+void check_floating_group(const char* op,
+                          std::initializer_list<std::reference_wrapper<const Tensor>> tensors);
 // Throws unless a and b have the same shape.
 void check_same_shape(const char* op, const Tensor& a, const Tensor& b, const char* a_name,
                       const char* b_name);

@@ -84,7 +84,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
              if (g.wants(1)) grad_target = empty(target.shape(), target.dtype(), target.device());
              backend_of(logits).cross_entropy_backward(
                  logits.dtype(), grad.raw_data(), logits.raw_data(),
-                 labels ? static_cast<const int64_t*>(target.raw_data()) : nullptr, labels ? nullptr : target.raw_data(),
+                 labels ? static_cast<const int64_t*>(target.raw_data()) : nullptr,
+                 labels ? nullptr : target.raw_data(),
                  label_smoothing, stats.raw_data(),
                  grad_logits.defined() ? grad_logits.raw_data() : nullptr,
                  grad_target.defined() ? grad_target.raw_data() : nullptr, t.layout);
@@ -143,7 +144,8 @@ Tensor distillation_loss(const Tensor& student_logits, const Tensor& teacher_log
                                          Reduction::batchmean),
                     temperature * temperature);
   if (alpha == 0 && !labels.defined()) return soft;
-  check(labels.defined(), name, "alpha = ", alpha, " weighs a cross-entropy term, but no labels were given");
+  check(labels.defined(), name, "alpha = ", alpha,
+        " weighs a cross-entropy term, but no labels were given");
   return add(soft, mul(cross_entropy(student_logits, labels), alpha));
 }
 
