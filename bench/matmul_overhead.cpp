@@ -3,7 +3,8 @@
 //
 //   engine_*: tg::matmul recorded on the tape, then backward (grad_x and grad_w).
 //   cblas_*:  the three cblas_sgemm calls that work needs, into preallocated buffers.
-// bench/ratio.py runs both in one process and prints engine / cblas.
+// bench/ratio.py runs both in one process and prints engine / cblas. Each runs with 1 and with
+// 2 OpenBLAS threads (the argument "threads").
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -17,6 +18,7 @@ constexpr int M = 128, K = 784, N = 400;
 tg::Tensor filled(const tg::Shape& shape, float value) { return tg::full(shape, value); }
 
 void engine_forward(benchmark::State& state) {
+  tg::set_num_threads(static_cast<int>(state.range(0)));
   tg::Tensor x = filled({M, K}, 0.01f), w = filled({K, N}, 0.02f);
   tg::NoGrad no_grad;
   for (auto _ : state) {
@@ -26,6 +28,7 @@ void engine_forward(benchmark::State& state) {
 }
 
 void cblas_forward(benchmark::State& state) {
+  tg::set_num_threads(static_cast<int>(state.range(0)));
   std::vector<float> x(M * K, 0.01f), w(K * N, 0.02f), y(M * N);
   for (auto _ : state) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, x.data(), K, w.data(), N,
@@ -35,6 +38,7 @@ void cblas_forward(benchmark::State& state) {
 }
 
 void engine_forward_backward(benchmark::State& state) {
+  tg::set_num_threads(static_cast<int>(state.range(0)));
   tg::Tensor x = filled({M, K}, 0.01f).set_requires_grad();
   tg::Tensor w = filled({K, N}, 0.02f).set_requires_grad();
   tg::Tensor seed = filled({M, N}, 1.0f);
@@ -49,6 +53,7 @@ void engine_forward_backward(benchmark::State& state) {
 
 // y = x·w, grad_x = grad·wᵀ, grad_w = xᵀ·grad: the same three products, transposes as flags.
 void cblas_forward_backward(benchmark::State& state) {
+  tg::set_num_threads(static_cast<int>(state.range(0)));
   std::vector<float> x(M * K, 0.01f), w(K * N, 0.02f), y(M * N), grad(M * N, 1.0f);
   std::vector<float> grad_x(M * K), grad_w(K * N);
   for (auto _ : state) {
@@ -62,10 +67,10 @@ void cblas_forward_backward(benchmark::State& state) {
   }
 }
 
-BENCHMARK(engine_forward)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(cblas_forward)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(engine_forward_backward)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(cblas_forward_backward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(engine_forward)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(cblas_forward)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(engine_forward_backward)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(cblas_forward_backward)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
 }  // namespace
 
 BENCHMARK_MAIN();
