@@ -78,7 +78,8 @@ TEST_CASE("every truncation of a checkpoint is rejected with a clear error", "[c
   for (size_t length = 0; length < bytes.size(); ++length) {
     tgtest::write_bytes(dir.file("cut.tgc"), {bytes.begin(), bytes.begin() + length});
     INFO("length " << length);
-    require_error([&] { read_state_dict(dir.file("cut.tgc")); }, {"load_checkpoint", dir.file("cut.tgc")});
+    require_error([&] { read_state_dict(dir.file("cut.tgc")); },
+                  {"load_checkpoint", dir.file("cut.tgc")});
     if (length >= 24) require_error([&] { read_state_dict(dir.file("cut.tgc")); }, {"truncated"});
   }
   bytes.push_back(0);
@@ -122,7 +123,8 @@ TEST_CASE("a newer format version is refused by name", "[checkpoint]") {
                 {"format version 2 is not supported", "reads version 1"});
 }
 
-TEST_CASE("a training state round-trips and the restored run continues bit for bit", "[checkpoint]") {
+TEST_CASE("a training state round-trips and the restored run continues bit for bit",
+          "[checkpoint]") {
   TempDir dir;
   Generator init(1), noise(2);
   Net net(init);

@@ -38,13 +38,17 @@ TEST_CASE("IDX files round-trip for every element type, raw and gzip", "[data]")
       REQUIRE(back.to_vector() == values.to_vector());
     }
   data::write_idx(dir.file("neg.idx"), tensor({-3.5, 1e30}, DType::f64), data::IdxType::f64);
-  REQUIRE(data::read_idx(dir.file("neg.idx"), DType::f64).to_vector() == std::vector<double>{-3.5, 1e30});
+  REQUIRE(data::read_idx(dir.file("neg.idx"), DType::f64).to_vector() ==
+          std::vector<double>{-3.5, 1e30});
   data::write_idx(dir.file("neg16.idx"), tensor({-300, 300}), data::IdxType::i16);
-  REQUIRE(data::read_idx(dir.file("neg16.idx"), DType::i64).to_vector() == std::vector<double>{-300, 300});
-  require_error([&] { data::write_idx(dir.file("bad.idx"), tensor({256})); }, {"does not fit IDX type u8"});
+  REQUIRE(data::read_idx(dir.file("neg16.idx"), DType::i64).to_vector() ==
+          std::vector<double>{-300, 300});
+  require_error([&] { data::write_idx(dir.file("bad.idx"), tensor({256})); },
+                {"does not fit IDX type u8"});
 }
 
-TEST_CASE("read_idx converts and scales: u8 pixels / 255 are the floats nearest p / 255", "[data]") {
+TEST_CASE("read_idx converts and scales: u8 pixels / 255 are the floats nearest p / 255",
+          "[data]") {
   TempDir dir;
   std::vector<double> all(256);
   for (int i = 0; i < 256; ++i) all[i] = i;
@@ -114,7 +118,8 @@ TEST_CASE("damaged gzip IDX files are rejected too", "[data]") {
   std::vector<uint8_t> bad_crc = good;
   bad_crc[bad_crc.size() - 6] ^= 1;  // the gzip trailer's CRC-32 of the data
   tgtest::write_bytes(dir.file("crc.idx.gz"), bad_crc);
-  require_error([&] { data::read_idx(dir.file("crc.idx.gz")); }, {"corrupt gzip data", "incorrect data check"});
+  require_error([&] { data::read_idx(dir.file("crc.idx.gz")); },
+                {"corrupt gzip data", "incorrect data check"});
 
   std::vector<uint8_t> flipped = good;
   for (size_t i = 20; i < flipped.size() - 10; i += 7) flipped[i] ^= 0x5a;
@@ -137,7 +142,8 @@ TEST_CASE("damaged gzip IDX files are rejected too", "[data]") {
     gzwrite(gz, header_lie.data(), static_cast<unsigned>(header_lie.size()));
     gzclose(gz);
   }
-  require_error([&] { data::read_idx(dir.file("lie.idx.gz")); }, {"more than a", "gzip file can hold"});
+  require_error([&] { data::read_idx(dir.file("lie.idx.gz")); },
+                {"more than a", "gzip file can hold"});
 }
 
 TEST_CASE("load_mnist reads both splits, raw or gzip, and checks their agreement", "[data]") {
@@ -166,7 +172,8 @@ TEST_CASE("load_mnist reads both splits, raw or gzip, and checks their agreement
   TempDir wrong_rank;
   data::write_idx(wrong_rank.file("train-images-idx3-ubyte"), tensor({1, 2, 3, 4}, {2, 2}));
   data::write_idx(wrong_rank.file("train-labels-idx1-ubyte"), tensor({1, 2}));
-  require_error([&] { data::load_mnist(wrong_rank.path(), "train"); }, {"expected images of rank 3"});
+  require_error([&] { data::load_mnist(wrong_rank.path(), "train"); },
+                {"expected images of rank 3"});
 }
 
 TEST_CASE("the loader visits every sample once per epoch, in a new order each epoch", "[data]") {
@@ -215,7 +222,8 @@ TEST_CASE("without a generator batches come in order; drop_last drops the remain
   require_error([&] { ordered.batch(2); }, {"batch 2 is out of range [0, 2)"});
   data::DataLoader fresh(inputs, Tensor(), 2);
   require_error([&] { fresh.batch(0); }, {"call start_epoch()"});
-  require_error([&] { data::DataLoader(inputs, arange(4), 2); }, {"differ in their first dimension"});
+  require_error([&] { data::DataLoader(inputs, arange(4), 2); },
+                {"differ in their first dimension"});
 }
 
 TEST_CASE("a loader in steady state allocates nothing from the system", "[data]") {

@@ -141,21 +141,26 @@ TEST_CASE("fused primitives and their gradients work on the other device", "[dev
   Tensor x = tensor({1, 2, 0.5, -1, 0, 3}, {2, 3}, DType::f64).to(other).set_requires_grad();
   Tensor t = tensor({0.2, 0.3, 1.5}, {3, 1}, DType::f64);
   Tensor labels = index_tensor({2, 0}).to(other);
-  Tensor loss = add(cross_entropy(x, labels, 0.1), kl_div(log_softmax(x, -1, 2.0),
-                                                          softmax(ones({2, 3}, DType::f64).to(other), -1),
-                                                          Reduction::batchmean));
+  Tensor loss = add(cross_entropy(x, labels, 0.1),
+                    kl_div(log_softmax(x, -1, 2.0), softmax(ones({2, 3}, DType::f64).to(other), -1),
+                           Reduction::batchmean));
   loss = add(loss, bce_with_logits(x, full({2, 3}, 0.5, DType::f64).to(other)));
   REQUIRE(loss.device() == other);
   backward(loss);
   REQUIRE(x.grad().device() == other);
   Tensor x_cpu = x.detach().to(Device::cpu_device()).set_requires_grad();
   backward(add(add(cross_entropy(x_cpu, index_tensor({2, 0}), 0.1),
-                   kl_div(log_softmax(x_cpu, -1, 2.0), softmax(ones({2, 3}, DType::f64), -1), Reduction::batchmean)),
+                   kl_div(log_softmax(x_cpu, -1, 2.0), softmax(ones({2, 3}, DType::f64), -1),
+                          Reduction::batchmean)),
                bce_with_logits(x_cpu, full({2, 3}, 0.5, DType::f64))));
   require_values(x.grad(), x_cpu.grad().to_vector(), 1e-14);
   require_error([&] { kl_divergence_logits(x, ones({2, 3}, DType::f64)); },
                 {"kl_divergence_logits", "different devices", "cuda:0", "cpu"});
-  require_error([&] { cross_entropy(x, index_tensor({2, 0})); }, {"cross_entropy", "labels are on cpu"});
+  require_error(
+      [&] {
+        cross_entropy(x, index_tensor({2, 0}));
+      },
+      {"cross_entropy", "labels are on cpu"});
   require_error([&] { softmax(x, -1, t.to(other)); }, {"softmax", "[3, 1]", "[2, 1]"});
 }
 

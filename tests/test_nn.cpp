@@ -14,7 +14,8 @@ struct TwoLayer : nn::Module {
   explicit TwoLayer(Generator& g)
       : fc1(register_module("fc1", std::make_shared<nn::Linear>(4, 3, g))),
         fc2(register_module("fc2", std::make_shared<nn::Linear>(3, 2, g, false))),
-        head(register_module("head", std::make_shared<nn::MLP>(std::vector<int64_t>{2, 5, 1}, g))) {}
+        head(register_module("head", std::make_shared<nn::MLP>(std::vector<int64_t>{2, 5, 1}, g))) {
+  }
   Tensor forward(const Tensor& x) override { return (*head)((*fc2)(relu((*fc1)(x)))); }
 };
 }  // namespace

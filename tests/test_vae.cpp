@@ -58,7 +58,8 @@ struct Run {
     return o;
   }
   TrainingState state() {
-    return TrainingState{&model, &adam, {{"shuffle", &shuffle}, {"noise", &noise}, {"test_noise", &test_noise}}};
+    return TrainingState{
+        &model, &adam, {{"shuffle", &shuffle}, {"noise", &noise}, {"test_noise", &test_noise}}};
   }
   vae::EpochResult epoch() { return vae::train_epoch(model, adam, train_loader, noise); }
 };
@@ -112,8 +113,10 @@ TEST_CASE("VAE: resuming from a checkpoint is bit-identical to an uninterrupted 
   // Uninterrupted: four epochs.
   Run straight(data.train, data.test, 9);
   std::vector<double> straight_losses;
-  for (int epoch = 0; epoch < 4; ++epoch) straight_losses.push_back(straight.epoch().loss_per_sample);
-  double straight_test = vae::evaluate(straight.model, straight.test_loader, straight.test_noise).loss_per_sample;
+  for (int epoch = 0; epoch < 4; ++epoch)
+    straight_losses.push_back(straight.epoch().loss_per_sample);
+  double straight_test =
+      vae::evaluate(straight.model, straight.test_loader, straight.test_noise).loss_per_sample;
 
   // Interrupted: two epochs, a checkpoint, and a fresh process-like start (other seed, so
   // everything that matters must come from the checkpoint) that trains two more.
@@ -132,7 +135,8 @@ TEST_CASE("VAE: resuming from a checkpoint is bit-identical to an uninterrupted 
   REQUIRE(state.epoch == 2);
   std::vector<double> resumed_losses;
   for (int epoch = 0; epoch < 2; ++epoch) resumed_losses.push_back(resumed.epoch().loss_per_sample);
-  double resumed_test = vae::evaluate(resumed.model, resumed.test_loader, resumed.test_noise).loss_per_sample;
+  double resumed_test =
+      vae::evaluate(resumed.model, resumed.test_loader, resumed.test_noise).loss_per_sample;
 
   REQUIRE(resumed_losses[0] == straight_losses[2]);  // exact equality, not approximate
   REQUIRE(resumed_losses[1] == straight_losses[3]);

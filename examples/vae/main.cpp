@@ -111,7 +111,8 @@ void write_samples(vae::VAE& model, tg::Generator& noise, tg::Device device,
 
 std::vector<std::string> class_names(const std::string& data_dir) {
   std::string lower = data_dir;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   if (lower.find("fashion") != std::string::npos)
     return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
             "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
@@ -201,9 +202,10 @@ int run(const Options& options) {
   } catch (const tg::Error& e) {
     std::cerr << e.what() << "\n\n";
     if (options.data == kDefaultData)
-      std::cerr << "Fashion-MNIST comes in Debian's dataset-fashion-mnist package:\n"
-                   "  sudo apt-get install dataset-fashion-mnist\n"
-                   "or pass --data DIR with MNIST-format files (train-images-idx3-ubyte[.gz], ...).\n";
+      std::cerr
+          << "Fashion-MNIST comes in Debian's dataset-fashion-mnist package:\n"
+             "  sudo apt-get install dataset-fashion-mnist\n"
+             "or pass --data DIR with MNIST-format files (train-images-idx3-ubyte[.gz], ...).\n";
     else
       std::cerr << "--data must name a folder with MNIST-format files: train-images-idx3-ubyte, "
                    "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
@@ -229,7 +231,8 @@ int run(const Options& options) {
 
   std::filesystem::create_directories(options.out);
   const std::string checkpoint = options.out + "/checkpoint.tgc";
-  tg::TrainingState state{&model, &adam, {{"shuffle", &shuffle}, {"noise", &noise}, {"test_noise", &test_noise}}};
+  tg::TrainingState state{
+      &model, &adam, {{"shuffle", &shuffle}, {"noise", &noise}, {"test_noise", &test_noise}}};
   std::vector<EpochRow> history;
   if (!options.resume.empty()) {
     tg::load_checkpoint(options.resume, state);
@@ -294,17 +297,23 @@ int run(const Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Variational autoencoder on Fashion-MNIST (PyTorch's examples/vae model) with tapegrad"};
+  CLI::App app{
+      "Variational autoencoder on Fashion-MNIST (PyTorch's examples/vae model) with tapegrad"};
   Options o;
-  app.add_option("--epochs", o.epochs, "epochs to train (in all, when resuming)")->capture_default_str();
+  app.add_option("--epochs", o.epochs, "epochs to train (in all, when resuming)")
+      ->capture_default_str();
   app.add_option("--batch", o.batch, "mini-batch size")->capture_default_str();
-  app.add_option("--latent", o.latent, "latent dimensions (2 also plots the latent space)")->capture_default_str();
+  app.add_option("--latent", o.latent, "latent dimensions (2 also plots the latent space)")
+      ->capture_default_str();
   app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
-  app.add_option("--seed", o.seed, "random seed (initialisation, shuffling, sampling)")->capture_default_str();
+  app.add_option("--seed", o.seed, "random seed (initialisation, shuffling, sampling)")
+      ->capture_default_str();
   app.add_option("--threads", o.threads, "BLAS threads (0: all cores)")->capture_default_str();
-  app.add_option("--data", o.data, "folder with MNIST-format files, raw or .gz")->capture_default_str();
+  app.add_option("--data", o.data, "folder with MNIST-format files, raw or .gz")
+      ->capture_default_str();
   app.add_option("--out", o.out, "output folder")->capture_default_str();
-  app.add_option("--device", o.device, "cpu, or cuda[:N] in a build with CUDA")->capture_default_str();
+  app.add_option("--device", o.device, "cpu, or cuda[:N] in a build with CUDA")
+      ->capture_default_str();
   app.add_option("--resume", o.resume, "continue from this checkpoint");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -8,13 +8,15 @@ namespace vae {
 using tg::Tensor;
 
 VAE::VAE(const Config& c, tg::Generator& init, tg::Device device) : config(c) {
-  using tg::nn::Linear;
+  auto layer = [&](int64_t in, int64_t out) {
+    return std::make_shared<tg::nn::Linear>(in, out, init, true, tg::DType::f32, device);
+  };
   // Registered in the reference's order, so parameters are drawn (and named) as in PyTorch.
-  fc1 = register_module("fc1", std::make_shared<Linear>(c.input, c.hidden, init, true, tg::DType::f32, device));
-  fc21 = register_module("fc21", std::make_shared<Linear>(c.hidden, c.latent, init, true, tg::DType::f32, device));
-  fc22 = register_module("fc22", std::make_shared<Linear>(c.hidden, c.latent, init, true, tg::DType::f32, device));
-  fc3 = register_module("fc3", std::make_shared<Linear>(c.latent, c.hidden, init, true, tg::DType::f32, device));
-  fc4 = register_module("fc4", std::make_shared<Linear>(c.hidden, c.input, init, true, tg::DType::f32, device));
+  fc1 = register_module("fc1", layer(c.input, c.hidden));
+  fc21 = register_module("fc21", layer(c.hidden, c.latent));
+  fc22 = register_module("fc22", layer(c.hidden, c.latent));
+  fc3 = register_module("fc3", layer(c.latent, c.hidden));
+  fc4 = register_module("fc4", layer(c.hidden, c.input));
 }
 
 void VAE::encode(const Tensor& x, Tensor& mu, Tensor& logvar) {

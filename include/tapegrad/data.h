@@ -26,7 +26,9 @@ namespace tg::data {
 // ---------------------------------------------------------------- IDX files
 // The format of http://yann.lecun.com/exdb/mnist/: bytes 0-1 zero, byte 2 the element type,
 // byte 3 the rank, then one big-endian u32 per dimension, then the elements, big-endian, row-major.
-enum class IdxType : uint8_t { u8 = 0x08, i8 = 0x09, i16 = 0x0B, i32 = 0x0C, f32 = 0x0D, f64 = 0x0E };
+enum class IdxType : uint8_t {
+  u8 = 0x08, i8 = 0x09, i16 = 0x0B, i32 = 0x0C, f32 = 0x0D, f64 = 0x0E
+};
 
 // Reads an IDX file, raw or gzip-compressed (a name ending in ".gz"), into a tensor of the file's
 // dimensions with every element converted to `dtype` and multiplied by `scale`

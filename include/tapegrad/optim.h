@@ -1,7 +1,7 @@
 // tapegrad/optim.h — optimizers (SGD, Adam, AdamW with PyTorch's semantics), global-norm gradient
 // clipping and learning-rate schedules.
 //
-//   tg::optim::AdamOptions options;                 // PyTorch's defaults: lr 1e-3, betas (0.9, 0.999)
+//   tg::optim::AdamOptions options;   // PyTorch's defaults: lr 1e-3, betas (0.9, 0.999)
 //   tg::optim::Adam adam(model.parameters(), options);
 //   for (...) {
 //     adam.zero_grad();

@@ -233,7 +233,8 @@ Tensor generator_state(const Generator& generator) {
 Generator::State generator_state_from(const Tensor& state, const std::string& name) {
   check(state.defined() && state.dtype() == DType::i64 && state.shape() == Shape{3},
         "load_checkpoint", "generator '", name, "' should be an i64 [3] state, got ",
-        state.defined() ? state.shape() : Shape{}, " ", state.defined() ? state.dtype() : DType::i64);
+        state.defined() ? state.shape() : Shape{}, " ",
+        state.defined() ? state.dtype() : DType::i64);
   Tensor host = state.to(Device::cpu_device());
   uint64_t words[3];
   std::memcpy(words, host.data<int64_t>(), sizeof words);
@@ -274,7 +275,8 @@ void TrainingState::check_state_dict(const StateDict& state) const {
     generator_state_from(*saved, g.first);
   }
   check(expect_integer(state, "step", "load_checkpoint") >= 0, "load_checkpoint", "negative step");
-  check(expect_integer(state, "epoch", "load_checkpoint") >= 0, "load_checkpoint", "negative epoch");
+  check(expect_integer(state, "epoch", "load_checkpoint") >= 0, "load_checkpoint",
+        "negative epoch");
   for (const auto& e : state)
     if (e.first.compare(0, 6, "model.") != 0 && e.first.compare(0, 10, "optimizer.") != 0)
       check(std::find(known.begin(), known.end(), e.first) != known.end(), "load_checkpoint",

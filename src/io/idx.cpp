@@ -19,7 +19,8 @@ namespace tg::data {
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 bool file_exists(const std::string& path) {
@@ -138,7 +139,8 @@ const char* type_name(IdxType type) {
 }
 
 bool valid_type(uint8_t code) {
-  return code == 0x08 || code == 0x09 || code == 0x0B || code == 0x0C || code == 0x0D || code == 0x0E;
+  return code == 0x08 || code == 0x09 || code == 0x0B || code == 0x0C || code == 0x0D ||
+         code == 0x0E;
 }
 
 uint32_t big_endian_u32(const uint8_t* p) {
@@ -233,7 +235,8 @@ Tensor read_idx(const std::string& path, DType dtype, double scale) {
       // the value torchvision's ToTensor computes.
       for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(data[i] * scale);
     } else {
-      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(element(data.data(), type, i) * scale);
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = static_cast<float>(element(data.data(), type, i) * scale);
     }
   } else if (dtype == DType::f64) {
     double* y = out.data<double>();
@@ -258,7 +261,8 @@ void write_idx(const std::string& path, const Tensor& values, IdxType type) {
   const double* v = host.data<double>();
   const int64_t n = host.numel();
   const int size = element_size(type);
-  std::vector<uint8_t> bytes = {0, 0, static_cast<uint8_t>(type), static_cast<uint8_t>(values.dim())};
+  std::vector<uint8_t> bytes = {0, 0, static_cast<uint8_t>(type),
+                                static_cast<uint8_t>(values.dim())};
   for (int64_t d : values.shape()) {
     check(d > 0 && d <= 0xffffffffll, "write_idx", "dimension ", d, " does not fit IDX");
     for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<uint8_t>(d >> shift));
@@ -274,10 +278,25 @@ void write_idx(const std::string& path, const Tensor& values, IdxType type) {
     uint64_t bits = 0;
     switch (type) {
       case IdxType::u8: check_integer(v[i], 0, 255); bits = static_cast<uint8_t>(v[i]); break;
-      case IdxType::i8: check_integer(v[i], -128, 127); bits = static_cast<uint8_t>(static_cast<int8_t>(v[i])); break;
-      case IdxType::i16: check_integer(v[i], -32768, 32767); bits = static_cast<uint16_t>(static_cast<int16_t>(v[i])); break;
-      case IdxType::i32: check_integer(v[i], -2147483648.0, 2147483647.0); bits = static_cast<uint32_t>(static_cast<int32_t>(v[i])); break;
-      case IdxType::f32: { float f = static_cast<float>(v[i]); uint32_t b; std::memcpy(&b, &f, 4); bits = b; break; }
+      case IdxType::i8:
+        check_integer(v[i], -128, 127);
+        bits = static_cast<uint8_t>(static_cast<int8_t>(v[i]));
+        break;
+      case IdxType::i16:
+        check_integer(v[i], -32768, 32767);
+        bits = static_cast<uint16_t>(static_cast<int16_t>(v[i]));
+        break;
+      case IdxType::i32:
+        check_integer(v[i], -2147483648.0, 2147483647.0);
+        bits = static_cast<uint32_t>(static_cast<int32_t>(v[i]));
+        break;
+      case IdxType::f32: {
+        float f = static_cast<float>(v[i]);
+        uint32_t b;
+        std::memcpy(&b, &f, 4);
+        bits = b;
+        break;
+      }
       case IdxType::f64: std::memcpy(&bits, &v[i], 8); break;
     }
     for (int k = 0; k < size; ++k) p[k] = static_cast<uint8_t>(bits >> (8 * (size - 1 - k)));
@@ -311,8 +330,8 @@ std::string find_file(const std::string& directory, const std::string& name) {
 }  // namespace
 
 Dataset load_mnist(const std::string& directory, const std::string& split, Device device) {
-  check(split == "train" || split == "test", "load_mnist", "split must be \"train\" or \"test\", got \"",
-        split, "\"");
+  check(split == "train" || split == "test", "load_mnist",
+        "split must be \"train\" or \"test\", got \"", split, "\"");
   struct stat info;
   check(::stat(directory.c_str(), &info) == 0 && S_ISDIR(info.st_mode), "load_mnist",
         "data directory ", directory, " does not exist");
@@ -322,8 +341,8 @@ Dataset load_mnist(const std::string& directory, const std::string& split, Devic
   Dataset data;
   data.images = read_idx(images_path, DType::f32, 1.0 / 255.0);
   data.labels = read_idx(labels_path, DType::i64);
-  check(data.images.dim() == 3, "load_mnist", images_path, ": expected images of rank 3 [n, rows, columns], got ",
-        data.images.shape());
+  check(data.images.dim() == 3, "load_mnist", images_path,
+        ": expected images of rank 3 [n, rows, columns], got ", data.images.shape());
   check(data.labels.dim() == 1, "load_mnist", labels_path, ": expected labels of rank 1 [n], got ",
         data.labels.shape());
   check(data.images.size(0) == data.labels.size(0), "load_mnist", images_path, " has ",

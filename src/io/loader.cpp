@@ -32,7 +32,8 @@ int64_t DataLoader::batch_count() const {
 
 void DataLoader::start_epoch() {
   order_ = Tensor();  // its memory is reused for the new order: steady state needs no new block
-  Tensor order = shuffle_ ? randperm(sample_count(), *shuffle_) : arange(sample_count(), DType::i64);
+  Tensor order =
+      shuffle_ ? randperm(sample_count(), *shuffle_) : arange(sample_count(), DType::i64);
   order_ = order.to(inputs_.device());
 }
 

@@ -25,15 +25,21 @@ Tensor& assign(Tensor& tensor, const Tensor& values) {
 }
 }  // namespace
 
-int64_t fan_in(const Tensor& weight) { return weight.shape()[1] * receptive_field(weight, "fan_in"); }
-int64_t fan_out(const Tensor& weight) { return weight.shape()[0] * receptive_field(weight, "fan_out"); }
+int64_t fan_in(const Tensor& weight) {
+  return weight.shape()[1] * receptive_field(weight, "fan_in");
+}
+int64_t fan_out(const Tensor& weight) {
+  return weight.shape()[0] * receptive_field(weight, "fan_out");
+}
 
 Tensor& uniform_(Tensor& tensor, double low, double high, Generator& generator) {
-  return assign(tensor, uniform(tensor.shape(), low, high, generator, tensor.dtype(), tensor.device()));
+  return assign(tensor,
+                uniform(tensor.shape(), low, high, generator, tensor.dtype(), tensor.device()));
 }
 
 Tensor& normal_(Tensor& tensor, double mean, double stddev, Generator& generator) {
-  return assign(tensor, normal(tensor.shape(), mean, stddev, generator, tensor.dtype(), tensor.device()));
+  return assign(tensor,
+                normal(tensor.shape(), mean, stddev, generator, tensor.dtype(), tensor.device()));
 }
 
 Tensor& zeros_(Tensor& tensor) { return constant_(tensor, 0.0); }

@@ -18,9 +18,12 @@ Tensor Module::forward(const Tensor&) {
 void Module::check_new_name(const std::string& name) const {
   check(!name.empty() && name.find('.') == std::string::npos, "Module",
         "name '", name, "' must be non-empty and contain no '.' (dots separate path parts)");
-  for (const auto& p : parameters_) check(p.first != name, "Module", "'", name, "' is already a parameter");
-  for (const auto& b : buffers_) check(b.first != name, "Module", "'", name, "' is already a buffer");
-  for (const auto& c : children_) check(c.first != name, "Module", "'", name, "' is already a child module");
+  for (const auto& p : parameters_)
+    check(p.first != name, "Module", "'", name, "' is already a parameter");
+  for (const auto& b : buffers_)
+    check(b.first != name, "Module", "'", name, "' is already a buffer");
+  for (const auto& c : children_)
+    check(c.first != name, "Module", "'", name, "' is already a child module");
 }
 
 Tensor Module::register_parameter(const std::string& name, Tensor tensor) {

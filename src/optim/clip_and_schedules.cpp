@@ -32,7 +32,8 @@ Tensor clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm) {
   }
   if (!total.defined()) return scalar(0.0);
   Tensor norm = sqrt(total);
-  Tensor coefficient = clamp(div(max_norm, add(norm, 1e-6)), -std::numeric_limits<double>::infinity(), 1.0);
+  Tensor coefficient =
+      clamp(div(max_norm, add(norm, 1e-6)), -std::numeric_limits<double>::infinity(), 1.0);
   for (const Tensor& p : parameters) {
     Tensor g = p.defined() ? p.grad() : Tensor();
     if (!g.defined()) continue;
@@ -68,7 +69,8 @@ CosineSchedule::CosineSchedule(double base_lr, int64_t total_steps, double min_l
 double CosineSchedule::lr(int64_t step) const {
   double t = static_cast<double>(std::clamp<int64_t>(step, 0, total_steps_));
   const double pi = 3.14159265358979323846;
-  return min_lr_ + (base_lr_ - min_lr_) * (1 + std::cos(pi * t / static_cast<double>(total_steps_))) / 2;
+  return min_lr_ +
+         (base_lr_ - min_lr_) * (1 + std::cos(pi * t / static_cast<double>(total_steps_))) / 2;
 }
 
 }  // namespace tg::optim
