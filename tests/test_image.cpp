@@ -64,6 +64,11 @@ TEST_CASE("image_grid tiles images with padding and clamps values", "[image]") {
   REQUIRE(*grid.pixel(1 + 3 + 1, 1 + 1) == 128);  // image 1, (1, 1)
   REQUIRE(*grid.pixel(1 + 1, 1 + 3) == 255);  // image 2 (second row), (0, 1)
   REQUIRE(*grid.pixel(0, 0) == 0);            // padding
+  Image big = image_grid(images, 2, 2, 1, 3);  // every pixel a 3 × 3 block
+  REQUIRE(big.width == 2 * 6 + 3);
+  REQUIRE(*big.pixel(1, 1) == 255);
+  REQUIRE(*big.pixel(3, 3) == 255);
+  REQUIRE(*big.pixel(4, 4) == 0);
   require_error([&] { image_grid(images, 1, 2); }, {"image_grid", "3 images", "1x2"});
   require_error([] { image_grid(zeros({4, 4}), 1, 1); }, {"image_grid", "[n, height, width]"});
 }

@@ -98,7 +98,7 @@ void write_reconstructions(vae::VAE& model, const tg::Tensor& test_images, tg::G
   tg::Tensor rows = tg::concat({tg::slice(x, 0, 0, 8), tg::slice(reconstructed, 0, 0, 8),
                                 tg::slice(x, 0, 8, 16), tg::slice(reconstructed, 0, 8, 16)},
                                0);
-  tg::write_png(path, tg::image_grid(as_images(rows), 4, 8));
+  tg::write_png(path, tg::image_grid(as_images(rows), 4, 8, 2, 3));
 }
 
 // 64 images decoded from z ~ N(0, I).
@@ -106,7 +106,7 @@ void write_samples(vae::VAE& model, tg::Generator& noise, tg::Device device,
                    const std::string& path) {
   tg::NoGrad no_grad;
   tg::Tensor z = tg::randn({64, model.config.latent}, noise, tg::DType::f32, device);
-  tg::write_png(path, tg::image_grid(as_images(tg::sigmoid(model.decode(z))), 8, 8));
+  tg::write_png(path, tg::image_grid(as_images(tg::sigmoid(model.decode(z))), 8, 8, 2, 3));
 }
 
 std::vector<std::string> class_names(const std::string& data_dir) {

@@ -27,7 +27,8 @@ Image read_png(const std::string& path);
 
 // Tiles images into a grid with `padding` pixels between them: `images` is [n, height, width]
 // with values in [0, 1] (clamped), any float dtype, any device. n may be smaller than
-// rows * columns; empty cells stay black.
-Image image_grid(const Tensor& images, int rows, int columns, int padding = 2);
+// rows * columns; empty cells stay black. Each pixel becomes a scale × scale block, so small
+// images (28 × 28) are large enough to look at.
+Image image_grid(const Tensor& images, int rows, int columns, int padding = 2, int scale = 1);
 
 }  // namespace tg

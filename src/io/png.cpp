@@ -122,13 +122,13 @@ Image read_png(const std::string& path) {
   return image;
 }
 
-Image image_grid(const Tensor& images, int rows, int columns, int padding) {
+Image image_grid(const Tensor& images, int rows, int columns, int padding, int scale) {
   check(images.defined() && images.dim() == 3, "image_grid",
         "expected images shaped [n, height, width], got ",
         images.defined() ? images.shape() : Shape{});
-  check(rows > 0 && columns > 0 && padding >= 0, "image_grid", "bad grid ", rows, "x", columns,
-        " with padding ", padding);
-  const int64_t n = images.size(0), h = images.size(1), w = images.size(2);
+  check(rows > 0 && columns > 0 && padding >= 0 && scale >= 1, "image_grid", "bad grid ", rows,
+        "x", columns, " with padding ", padding, " and scale ", scale);
+  const int64_t n = images.size(0), h = images.size(1) * scale, w = images.size(2) * scale;
   check(n <= static_cast<int64_t>(rows) * columns, "image_grid", n, " images do not fit a ", rows,
         "x", columns, " grid");
   std::vector<double> values = images.to_vector();
@@ -138,7 +138,7 @@ Image image_grid(const Tensor& images, int rows, int columns, int padding) {
     int64_t top = padding + (i / columns) * (h + padding), left = padding + (i % columns) * (w + padding);
     for (int64_t y = 0; y < h; ++y)
       for (int64_t x = 0; x < w; ++x) {
-        double v = values[(i * h + y) * w + x];
+        double v = values[(i * images.size(1) + y / scale) * images.size(2) + x / scale];
         v = std::isnan(v) ? 0.0 : std::clamp(v, 0.0, 1.0);
         *grid.pixel(static_cast<int>(left + x), static_cast<int>(top + y)) =
             static_cast<uint8_t>(std::lround(v * 255.0));
