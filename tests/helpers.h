@@ -9,15 +9,18 @@
 
 namespace tgtest {
 
-// Every element of `t` equals `expected` within `tolerance` (absolute).
+// Every element of `t` equals `expected` within `tolerance` (absolute or relative, as Catch's
+// Approx). One assertion per call; a failure names the first element that differs.
 inline void require_values(const tg::Tensor& t, const std::vector<double>& expected,
                            double tolerance = 1e-6) {
   std::vector<double> values = t.to_vector();
   INFO("tensor " << t);
   REQUIRE(values.size() == expected.size());
   for (size_t i = 0; i < values.size(); ++i) {
-    INFO("element " << i);
-    REQUIRE(values[i] == Approx(expected[i]).margin(tolerance).epsilon(tolerance));
+    if (values[i] == Approx(expected[i]).margin(tolerance).epsilon(tolerance)) continue;
+    INFO("element " << i << ": got " << values[i] << ", expected " << expected[i]
+                    << " (tolerance " << tolerance << ")");
+    FAIL("values differ");
   }
 }
 
