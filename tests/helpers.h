@@ -2,6 +2,7 @@
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,13 @@ inline void require_values(const tg::Tensor& t, const std::vector<double>& expec
                     << " (tolerance " << tolerance << ")");
     FAIL("values differ");
   }
+}
+
+// No element of `t` is NaN or infinite.
+inline bool all_finite(const tg::Tensor& t) {
+  for (double v : t.to_vector())
+    if (!std::isfinite(v)) return false;
+  return true;
 }
 
 // Random f64 leaf tensor with values in [low, high), reproducible per seed.

@@ -9,16 +9,12 @@
 using namespace tg;
 using tgtest::random_input;
 using tgtest::require_error;
+using tgtest::all_finite;
 using tgtest::require_values;
 
 namespace {
 const double kLn2 = std::log(2.0);
 
-bool all_finite(const Tensor& t) {
-  for (double v : t.to_vector())
-    if (!std::isfinite(v)) return false;
-  return true;
-}
 Tensor probs(const std::vector<double>& values, const Shape& shape = {}) {
   return shape.rank() ? tensor(values, shape, DType::f64) : tensor(values, DType::f64);
 }

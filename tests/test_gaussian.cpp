@@ -8,15 +8,9 @@
 using namespace tg;
 using tgtest::random_input;
 using tgtest::require_error;
+using tgtest::all_finite;
 using tgtest::require_values;
 
-namespace {
-bool all_finite(const Tensor& t) {
-  for (double v : t.to_vector())
-    if (!std::isfinite(v)) return false;
-  return true;
-}
-}  // namespace
 
 TEST_CASE("gaussian_kl_standard reproduces the VAE numbers of the source document", "[gaussian]") {
   // -0.5·Σ(1 + logvar - μ² - e^logvar) over 64 latent dimensions

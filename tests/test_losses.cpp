@@ -8,6 +8,7 @@
 using namespace tg;
 using tgtest::random_input;
 using tgtest::require_error;
+using tgtest::all_finite;
 using tgtest::require_values;
 
 // ---------------------------------------------------------------- bce_with_logits
@@ -87,11 +88,6 @@ Tensor ce_logits() {
   return tensor({2.0, -1.0, 0.5, 0.1, 0.3, 0.2, -0.7, 1.5, -2, 3, 0, 1}, {3, 4}, DType::f64)
       .set_requires_grad();
 }
-bool finite(const Tensor& t) {
-  for (double v : t.to_vector())
-    if (!std::isfinite(v)) return false;
-  return true;
-}
 }  // namespace
 
 TEST_CASE("cross_entropy with labels and label smoothing matches PyTorch", "[losses]") {
@@ -170,10 +166,10 @@ TEST_CASE("cross_entropy is finite for logits ±1e4 (float32)", "[losses]") {
   Tensor x = tensor({1e4, -1e4, 0, -1e4, 1e4, 1e4}, {2, 3}).set_requires_grad();
   Tensor labels = index_tensor({1, 0});
   Tensor loss = cross_entropy(x, labels, 0.1, Reduction::none);
-  REQUIRE(finite(loss));
+  REQUIRE(all_finite(loss));
   REQUIRE(loss.at({0}) == Approx(0.9 * 2e4 + 0.1 / 3 * (2e4 + 1e4)).epsilon(1e-6));
   backward(sum(loss));
-  REQUIRE(finite(x.grad()));
+  REQUIRE(all_finite(x.grad()));
 }
 
 TEST_CASE("nll of log_softmax is cross_entropy; nll matches PyTorch", "[losses]") {
@@ -315,10 +311,10 @@ TEST_CASE("ppo_clip_loss stays finite for huge log-ratios (float32)", "[losses]"
   Tensor old_logp = zeros({6});
   Tensor advantages = tensor({1, 1, -1, -1, -1, -2});
   Tensor loss = ppo_clip_loss(new_logp, old_logp, advantages, 0.2, Reduction::none);
-  REQUIRE(finite(loss));
+  REQUIRE(all_finite(loss));
   require_values(slice(loss, 0, 0, 4), {-1.2, -0.0, std::exp(20.0), 0.8}, 1e-3);
   backward(sum(loss));
-  REQUIRE(finite(new_logp.grad()));
+  REQUIRE(all_finite(new_logp.grad()));
   REQUIRE(new_logp.grad().at({0}) == 0);  // blocked by the clip
   REQUIRE(new_logp.grad().at({1}) == Approx(0).margin(1e-30));  // A > 0, r = e^-100: -r·A ≈ 0
   require_error([] { ppo_clip_loss(zeros({2}), zeros({2}), zeros({3})); },
@@ -355,6 +351,6 @@ TEST_CASE("distillation stays finite for logits ±1e4 and T ∈ [0.05, 100] (flo
     Tensor loss = distillation_loss(s, t, T, 0.5, index_tensor({0, 2}));
     REQUIRE(std::isfinite(loss.item()));
     backward(loss);
-    REQUIRE(finite(s.grad()));
+    REQUIRE(all_finite(s.grad()));
   }
 }

@@ -9,14 +9,10 @@
 using namespace tg;
 using tgtest::random_input;
 using tgtest::require_error;
+using tgtest::all_finite;
 using tgtest::require_values;
 
 namespace {
-bool all_finite(const Tensor& t) {
-  for (double v : t.to_vector())
-    if (!std::isfinite(v)) return false;
-  return true;
-}
 // A fixed random weighting, so that gradcheck of a scalar sees every output.
 Tensor weighted(const Tensor& y, unsigned seed) {
   return sum(mul(y, random_input(y.shape(), seed).detach().to(y.dtype())));
