@@ -45,6 +45,11 @@ Plot& Plot::points(const std::string& label, const std::vector<double>& x,
   return *this;
 }
 
+Plot& Plot::legend_outside() {
+  legend_outside_ = true;
+  return *this;
+}
+
 Plot& Plot::x_range(double low, double high) {
   fixed_x_ = true;
   x_low_ = low;
@@ -121,7 +126,10 @@ void Plot::save_png(const std::string& path, int width, int height) const {
   plscol0(15, 0, 0, 0);       // axes and text
   plinit();
   plcol0(15);
-  plenv(x_low, x_high, y_low, y_high, 0, 0);
+  pladv(0);
+  plvpor(0.1, legend_outside_ ? 0.74 : 0.95, 0.12, 0.9);  // room for the legend on the right
+  plwind(x_low, x_high, y_low, y_high);
+  plbox("bcnst", 0, 0, "bcnstv", 0, 0);
   pllab(x_label_.c_str(), y_label_.c_str(), title_.c_str());
 
   std::vector<PLINT> opt, text_colors, line_colors, line_styles, symbol_colors, symbol_numbers;
@@ -134,8 +142,7 @@ void Plot::save_png(const std::string& path, int width, int height) const {
     plcol0(color_index);
     std::vector<double> x = s.x, y = s.y;
     if (s.points) {
-      plssym(0, 1.2);
-      plstring(static_cast<PLINT>(x.size()), x.data(), y.data(), "#(840)");
+      plstring(static_cast<PLINT>(x.size()), x.data(), y.data(), "#(850)");  // a small dot
     } else {
       pllsty(s.dashed ? 2 : 1);
       plwidth(2.0);
@@ -149,15 +156,17 @@ void Plot::save_png(const std::string& path, int width, int height) const {
     line_styles.push_back(s.dashed ? 2 : 1);
     line_widths.push_back(2.0);
     symbol_colors.push_back(color_index);
-    symbol_scales.push_back(1.0);
+    symbol_scales.push_back(2.0);
     symbol_numbers.push_back(1);
-    symbols.push_back("#(840)");
+    symbols.push_back("#(850)");
   }
   if (!series_.empty()) {
     PLFLT legend_width, legend_height;
     plcol0(15);
     pllegend(&legend_width, &legend_height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-             PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.1, 0, 15, 1,
+             legend_outside_ ? PL_POSITION_RIGHT | PL_POSITION_OUTSIDE
+                             : PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE,
+             0.02, 0.02, 0.1, 0, 15, 1,
              0, 0, static_cast<PLINT>(series_.size()), opt.data(), 1.0, 1.0, 2.0, 0.0,
              text_colors.data(), texts.data(), nullptr, nullptr, nullptr, nullptr,
              line_colors.data(), line_styles.data(), line_widths.data(), symbol_colors.data(),

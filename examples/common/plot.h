@@ -29,6 +29,8 @@ class Plot {
              Color color, bool dashed = false);
   Plot& points(const std::string& label, const std::vector<double>& x,
                const std::vector<double>& y, Color color);
+  // Puts the legend to the right of the plot instead of inside it (for dense scatter plots).
+  Plot& legend_outside();
   // Fixes an axis range instead of fitting the data.
   Plot& x_range(double low, double high);
   Plot& y_range(double low, double high);
@@ -45,7 +47,7 @@ class Plot {
   };
   std::string title_, x_label_, y_label_;
   std::vector<Series> series_;
-  bool fixed_x_ = false, fixed_y_ = false;
+  bool fixed_x_ = false, fixed_y_ = false, legend_outside_ = false;
   double x_low_ = 0, x_high_ = 1, y_low_ = 0, y_high_ = 1;
 };
 

@@ -143,6 +143,7 @@ void write_latent_plot(vae::VAE& model, const tg::data::Dataset& test, const std
   model.train();
   std::vector<std::string> names = class_names(data_dir);
   examples::Plot plot("VAE latent means of the test set", "z1", "z2");
+  plot.legend_outside();
   for (int c = 0; c < 10; ++c)
     if (!xs[c].empty()) plot.points(names[c], xs[c], ys[c], examples::palette(c));
   plot.save_png(path);
