@@ -1,7 +1,10 @@
 // src/io/atomic_file.cpp — temporary file, fsync, rename.
 #include "atomic_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cerrno>
 #include <cstring>
@@ -42,6 +45,15 @@ void AtomicFile::commit() {
     saved_errno = errno;
     std::remove(temporary_path_.c_str());
     fail(op_, "cannot rename ", temporary_path_, " to ", path_, ": ", std::strerror(saved_errno));
+  }
+  // Make the rename itself durable: sync the directory that holds the new name.
+  std::string directory = path_.find('/') == std::string::npos
+                              ? std::string(".")
+                              : path_.substr(0, std::max<size_t>(path_.rfind('/'), 1));
+  int fd = open(directory.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
   }
 }
 

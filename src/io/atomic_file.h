@@ -1,7 +1,8 @@
 // src/io/atomic_file.h — write a file so that it appears complete or not at all.
 //
-// Data goes to "<path>.tmp-<pid>" beside the target; commit() flushes it, fsyncs it and renames
-// it over the target (rename is atomic on POSIX file systems). If commit() is never reached
+// Data goes to "<path>.tmp-<pid>" beside the target; commit() flushes it, fsyncs it, renames
+// it over the target (rename is atomic on POSIX file systems) and fsyncs the directory, so the
+// new file survives a power cut too. If commit() is never reached
 // (an exception, a crash), the target is untouched and the temporary file is removed.
 #pragma once
 
