@@ -98,7 +98,11 @@ class StandInBackend final : public Backend {
 struct StandInDevice {
   StandInBackend backend;
   StandInDevice() { register_backend(Device::cuda, &backend); }
-  ~StandInDevice() { register_backend(Device::cuda, nullptr); }
+  // The tape may still hold tensors of this device (leaves); drop them while it exists.
+  ~StandInDevice() {
+    tape().clear();
+    register_backend(Device::cuda, nullptr);
+  }
 };
 
 }  // namespace

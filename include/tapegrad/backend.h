@@ -266,6 +266,8 @@ int num_threads();
 // The backend that owns a device's memory. Throws a tg::Error naming the device when no backend
 // for it is registered (for example CUDA in a build without it).
 Backend& backend_for(Device device);
+// The same, but nullptr instead of an error (for destructors, which must not throw).
+Backend* find_backend(Device device) noexcept;
 // Called once per backend at start-up; the CPU backend is always registered.
 void register_backend(Device::Kind kind, Backend* backend);
 

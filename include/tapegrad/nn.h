@@ -56,7 +56,8 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
 
-  // Parameters and buffers by path; the tensors are the live ones, not copies.
+  // Parameters and buffers by path. The tensors share the live parameters' storage (not copies)
+  // but are detached: reading or saving them records nothing on the tape.
   StateDict state_dict() const;
   // Checks that `state` has exactly this module's entries with the same shapes and dtypes; throws
   // a tg::Error naming the first mismatch.

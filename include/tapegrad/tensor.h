@@ -61,7 +61,9 @@ class Tensor {
   Tensor& copy_(const Tensor& source);  // same shape; converts dtype
 
   // --- copies and views ---
-  Tensor clone() const;                 // new storage, same values, no autograd history
+  // clone() and to() are recorded like any op when gradients are wanted (to(DType::i64) ends
+  // the gradient's path); detach() is the way to a copy without history: detach().clone().
+  Tensor clone() const;                 // new storage, same values
   Tensor detach() const;                // shares storage, cut off from the tape
   Tensor to(DType dtype) const;
   Tensor to(Device device) const;

@@ -93,7 +93,9 @@ StateDict Module::state_dict() const {
   std::vector<std::pair<std::string, Tensor>> entries;
   collect("", false, entries);
   StateDict state;
-  for (auto& e : entries) state.add(e.first, e.second);
+  // Detached, as PyTorch's: the entries share the parameters' storage (load_state_dict writes
+  // through them) but carry no autograd history, so saving or inspecting them records nothing.
+  for (auto& e : entries) state.add(e.first, e.second.detach());
   return state;
 }
 

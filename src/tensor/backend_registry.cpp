@@ -15,6 +15,8 @@ Backend** registry() {
 
 void register_backend(Device::Kind kind, Backend* backend) { registry()[kind] = backend; }
 
+Backend* find_backend(Device device) noexcept { return registry()[device.kind]; }
+
 Backend& backend_for(Device device) {
   Backend* backend = registry()[device.kind];
   if (!backend)

@@ -18,7 +18,11 @@ Storage::Storage(size_t bytes_, Device device_) : bytes(bytes_), device(device_)
   data = backend_for(device).allocate(bytes);
 }
 
-Storage::~Storage() { backend_for(device).deallocate(data, bytes); }
+// A destructor must not throw: if the device's backend is gone (only possible when a test
+// unregisters one), the block is left to the process's end rather than freed by nobody.
+Storage::~Storage() {
+  if (Backend* backend = find_backend(device)) backend->deallocate(data, bytes);
+}
 
 // ---------------------------------------------------------------- creation
 
@@ -32,6 +36,28 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
   impl->storage = std::make_shared<Storage>(shape.numel() * dtype_size(dtype), device);
   return Tensor(std::move(impl));
 }
+
+namespace {
+
+// The raw copies behind clone() and to(): never recorded.
+Tensor converted(const Tensor& x, DType target) {
+  Tensor out = empty(x.shape(), target, x.device());
+  backend_for(x.device()).convert(x.dtype(), x.raw_data(), target, out.raw_data(), x.numel());
+  return out;
+}
+
+Tensor moved(const Tensor& x, Device target) {
+  if (!x.device().is_cpu() && !target.is_cpu()) return moved(moved(x, Device::cpu_device()), target);
+  Tensor out = empty(x.shape(), x.dtype(), target);
+  size_t bytes = x.numel() * dtype_size(x.dtype());
+  if (x.device().is_cpu())
+    backend_for(target).copy_from_host(out.raw_data(), x.raw_data(), bytes);
+  else
+    backend_for(x.device()).copy_to_host(out.raw_data(), x.raw_data(), bytes);
+  return out;
+}
+
+}  // namespace
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
@@ -57,7 +83,7 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape, DType dtype
         " values cannot fill shape ", shape, " (", shape.numel(), " elements)");
   Tensor t = empty(shape, DType::f64);
   std::copy(values.begin(), values.end(), t.data<double>());
-  return dtype == DType::f64 ? t : t.to(dtype);
+  return dtype == DType::f64 ? t : converted(t, dtype);
 }
 
 Tensor arange(int64_t n, DType dtype) {
@@ -154,11 +180,11 @@ double Tensor::item() const {
 double Tensor::at(std::initializer_list<int64_t> index) const {
   int64_t flat = flat_index(shape(), index, "at");
   if (device().is_cpu()) return load(raw_data(), dtype(), flat);
-  return to(Device::cpu_device()).at(index);
+  return moved(*this, Device::cpu_device()).at(index);
 }
 
 std::vector<double> Tensor::to_vector() const {
-  if (!device().is_cpu()) return to(Device::cpu_device()).to_vector();
+  if (!device().is_cpu()) return moved(*this, Device::cpu_device()).to_vector();
   std::vector<double> values(numel());
   for (int64_t i = 0; i < numel(); ++i) values[i] = load(raw_data(), dtype(), i);
   return values;
@@ -189,16 +215,18 @@ Tensor& Tensor::copy_(const Tensor& source) {
   check_writable(*this, "copy_");
   check(source.shape() == shape(), "copy_", "source shape ", source.shape(),
         " differs from destination shape ", shape());
-  Tensor src = source.device() == device() ? source : source.to(device());
+  Tensor src = source.device() == device() ? source : moved(source, device());
   backend_for(device()).convert(src.dtype(), src.raw_data(), dtype(), raw_data(), numel());
   return *this;
 }
 
 // ---------------------------------------------------------------- copies and views
 
+// y = x (new storage)                     grad_x = grad
 Tensor Tensor::clone() const {
-  Tensor out = empty(shape(), dtype(), device());
-  backend_for(device()).convert(dtype(), raw_data(), dtype(), out.raw_data(), numel());
+  Tensor out = converted(*this, dtype());
+  if (is_recording(*this))
+    record("clone", out, {*this}, [](const Tensor& grad, Gradients& g) { g.add(0, grad); });
   return out;
 }
 
@@ -213,23 +241,29 @@ Tensor Tensor::detach() const {
   return Tensor(std::move(impl));
 }
 
+// y = x in another dtype                  grad_x = grad converted back
+// (Converting to i64 ends the gradient's path, as in PyTorch: indices have no gradient.)
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  Tensor out = empty(shape(), target, device());
-  backend_for(device()).convert(dtype(), raw_data(), target, out.raw_data(), numel());
+  Tensor out = converted(*this, target);
+  if (is_floating(target) && is_recording(*this)) {
+    DType source = dtype();
+    record("to_dtype", out, {*this}, [source](const Tensor& grad, Gradients& g) {
+      g.add(0, grad.to(source));
+    });
+  }
   return out;
 }
 
+// y = x on another device                 grad_x = grad moved back
 Tensor Tensor::to(Device target) const {
   if (target == device()) return *this;
-  Tensor out = empty(shape(), dtype(), target);
-  size_t bytes = numel() * dtype_size(dtype());
-  if (device().is_cpu()) {
-    backend_for(target).copy_from_host(out.raw_data(), raw_data(), bytes);
-  } else if (target.is_cpu()) {
-    backend_for(device()).copy_to_host(out.raw_data(), raw_data(), bytes);
-  } else {
-    return to(Device::cpu_device()).to(target);
+  Tensor out = moved(*this, target);
+  if (is_recording(*this)) {
+    Device source = device();
+    record("to_device", out, {*this}, [source](const Tensor& grad, Gradients& g) {
+      g.add(0, grad.to(source));
+    });
   }
   return out;
 }
