@@ -127,3 +127,14 @@ TEST_CASE("asking for a device without a backend is a clear error", "[tensor]") 
   require_error([] { zeros({2}, DType::f32, Device::cuda_device()); },
                 {"no backend for cuda:0"});
 }
+
+TEST_CASE("clone and dtype conversion pass gradients; conversion to i64 ends them", "[tensor]") {
+  Tensor x = tensor({1.5, -2.0}, DType::f64).set_requires_grad();
+  backward(sum(x.to(DType::f32) * 3.0));
+  REQUIRE(x.grad().dtype() == DType::f64);  // the gradient comes back in x's dtype
+  require_values(x.grad(), {3, 3});
+  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return in[0].clone() * in[0]; }, {x});
+  REQUIRE_FALSE(x.to(DType::i64).requires_grad());
+  REQUIRE_FALSE(x.detach().clone().requires_grad());
+  tape().clear();
+}
