@@ -36,6 +36,7 @@ std::string Shape::to_string() const {
 }
 
 int Shape::axis(int axis, const char* op) const {
+  check(rank_ > 0, op, "axis ", axis, " does not exist: the tensor is a scalar (shape [])");
   int normalised = axis < 0 ? axis + rank_ : axis;
   check(normalised >= 0 && normalised < rank_, op, "axis ", axis, " is out of range for shape ",
         *this, " (expected -", rank_, " <= axis < ", rank_, ")");
