@@ -152,6 +152,27 @@ TEST_CASE("pow's exponent gradient is 0, not NaN, at a zero base", "[elementwise
   require_values(base.grad(), {0, 12});
 }
 
+TEST_CASE("pow's base gradient is 0, not NaN, for a zero exponent at a zero base", "[elementwise]") {
+  // PyTorch: d(x^0)/dx = 0 everywhere, also at x = 0 where 0 * x^-1 would be NaN.
+  Tensor base = tensor({0, 2}, DType::f64).set_requires_grad();
+  Tensor exponent = tensor({0, 0}, DType::f64).set_requires_grad();
+  backward(sum(pow(base, exponent)));
+  require_values(base.grad(), {0, 0});
+  require_values(exponent.grad(), {0, std::log(2.0)}, 1e-12);
+  Tensor x = tensor({0, 3}, DType::f64).set_requires_grad();
+  backward(sum(pow(x, 0.0)));
+  require_values(x.grad(), {0, 0});
+}
+
+TEST_CASE("pow's exponent gradient at a zero base is masked only for exponents >= 0",
+          "[elementwise]") {
+  // PyTorch masks y * ln a where a == 0 and b >= 0; for b < 0, y = inf and the gradient is -inf.
+  Tensor base = tensor({0}, DType::f64);
+  Tensor exponent = tensor({-1}, DType::f64).set_requires_grad();
+  backward(sum(pow(base, exponent)));
+  REQUIRE(exponent.grad().item() == -std::numeric_limits<double>::infinity());
+}
+
 TEST_CASE("extreme inputs stay finite where the math is", "[elementwise]") {
   const double inf = std::numeric_limits<double>::infinity();
   Tensor big = tensor({-1e4, -100, 100, 1e4}, DType::f32);

@@ -60,15 +60,18 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 // y = a^b                        grad_a = grad * b * a^(b-1)    grad_b = grad * y * ln a
-// (grad_b is taken as 0 where a == 0, where y * ln a is 0 * -inf; PyTorch does the same.)
+// As in PyTorch, grad_a is 0 where b == 0 (not 0 * a^-1, NaN at a == 0), and grad_b is 0 where
+// a == 0 and b >= 0 (where y * ln a is 0 * -inf).
 Tensor pow(const Tensor& a, const Tensor& b) {
   Tensor y = binary_kernel("pow", BinaryOp::pow, a, b);
   if (is_recording(a, b))
     record("pow", y, {a, b}, [a, b, y](const Tensor& grad, Gradients& g) {
-      if (g.wants(0)) g.add(0, mul(grad, mul(b, pow(a, sub(b, 1.0)))));
+      Tensor zero = zeros({}, y.dtype(), y.device());
+      if (g.wants(0))
+        g.add(0, mul(grad, where(equal(b, zero), zero, mul(b, pow(a, sub(b, 1.0))))));
       if (g.wants(1)) {
-        Tensor zero = zeros({}, y.dtype(), y.device());
-        g.add(1, mul(grad, where(equal(a, zero), zero, mul(y, log(a)))));
+        Tensor zero_base = mul(equal(a, zero), greater_equal(b, zero));
+        g.add(1, mul(grad, where(zero_base, zero, mul(y, log(a)))));
       }
     });
   return y;
@@ -146,12 +149,13 @@ Tensor div(double s, const Tensor& x) {
   return y;
 }
 
-// y = x^p                        grad_x = grad * p * x^(p-1)
+// y = x^p                        grad_x = grad * p * x^(p-1)    (0 when p == 0, as in PyTorch)
 Tensor pow(const Tensor& x, double p) {
   Tensor y = p == 2.0 ? unary_kernel("pow", UnaryOp::square, x)
                       : unary_kernel("pow", UnaryOp::pow_scalar, x, p);
   if (is_recording(x))
     record("pow_scalar", y, {x}, [x, p](const Tensor& grad, Gradients& g) {
+      if (p == 0.0) return g.add(0, zeros_like(grad));  // not 0 * x^-1, NaN at x == 0
       Tensor slope = p == 2.0 ? mul(x, 2.0) : mul(pow(x, p - 1.0), p);
       g.add(0, mul(grad, slope));
     });
