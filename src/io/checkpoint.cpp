@@ -54,19 +54,25 @@ size_t entry_bytes(const std::string& name, const Tensor& t) {
   return 2 + name.size() + 1 + 1 + 8 * t.dim() + t.numel() * dtype_size(t.dtype());
 }
 
+// zlib's crc32() continued over n bytes; it takes a uInt length, so files over 4 GiB go in chunks.
+uLong crc32_update(uLong crc, const void* data, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  while (n > 0) {
+    uInt chunk = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
+    crc = crc32(crc, p, chunk);
+    p += chunk;
+    n -= chunk;
+  }
+  return crc;
+}
+
 // Writes fields into the atomic file and keeps the running CRC-32 of everything written.
 class ChecksummedWriter {
  public:
   explicit ChecksummedWriter(AtomicFile& file) : file_(file), crc_(crc32(0, nullptr, 0)) {}
   void bytes(const void* data, size_t n) {
     file_.write(data, n);
-    const uint8_t* p = static_cast<const uint8_t*>(data);
-    while (n > 0) {  // crc32() takes a uInt length
-      uInt chunk = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
-      crc_ = crc32(crc_, p, chunk);
-      p += chunk;
-      n -= chunk;
-    }
+    crc_ = crc32_update(crc_, data, n);
   }
   template <class T>
   void value(T v) {  // integers, little-endian (the host order, checked above)
@@ -175,8 +181,8 @@ StateDict read_state_dict(const std::string& path) {
         " unexpected bytes after the ", total, " the header declares");
   uint32_t stored_crc;
   std::memcpy(&stored_crc, data.data() + total - kChecksumBytes, 4);
-  uint32_t computed_crc = static_cast<uint32_t>(
-      crc32(crc32(0, nullptr, 0), data.data(), static_cast<uInt>(total - kChecksumBytes)));
+  uint32_t computed_crc =
+      static_cast<uint32_t>(crc32_update(crc32(0, nullptr, 0), data.data(), total - kChecksumBytes));
   check(stored_crc == computed_crc, "load_checkpoint", path, ": checksum mismatch (stored ",
         std::hex, stored_crc, ", computed ", computed_crc, std::dec, "): the file is corrupt");
 
