@@ -35,6 +35,13 @@ TEST_CASE("rank up to 8 works and above is an error", "[tensor]") {
   require_error([] { Shape s{1, 1, 1, 1, 1, 1, 1, 1, 1}; }, {"rank above 8"});
 }
 
+TEST_CASE("a shape too large to allocate is an error, not a wrapped-around size", "[tensor]") {
+  // 2^32 · 2^32 elements wrap to 0 in 64 bits; 2^61 f64 elements are 2^64 bytes.
+  require_error([] { empty({int64_t(1) << 32, int64_t(1) << 32}); }, {"empty", "2^63 bytes"});
+  require_error([] { zeros({int64_t(1) << 61}, DType::f64); }, {"empty", "f64", "2^63 bytes"});
+  require_error([] { arange(-1); }, {"arange", "-1"});
+}
+
 TEST_CASE("element access checks indices", "[tensor]") {
   Tensor t = tensor({1, 2, 3, 4}, {2, 2}, DType::f64);
   t.set({1, 1}, 9);

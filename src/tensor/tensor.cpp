@@ -27,13 +27,19 @@ Storage::~Storage() {
 // ---------------------------------------------------------------- creation
 
 Tensor empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t size : shape)
+  // Every tensor's storage comes from here, so checking the byte count once (with overflow
+  // checks) keeps a huge shape from wrapping around to a small allocation.
+  int64_t bytes = static_cast<int64_t>(dtype_size(dtype));
+  for (int64_t size : shape) {
     check(size >= 0, "empty", "shape ", shape, " has a negative size (-1 is only for reshape)");
+    check(!__builtin_mul_overflow(bytes, size, &bytes), "empty", "shape ", shape, " of ", dtype,
+          " needs more than 2^63 bytes");
+  }
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
   impl->device = device;
-  impl->storage = std::make_shared<Storage>(shape.numel() * dtype_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(static_cast<size_t>(bytes), device);
   return Tensor(std::move(impl));
 }
 
@@ -87,6 +93,7 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape, DType dtype
 }
 
 Tensor arange(int64_t n, DType dtype) {
+  check(n >= 0, "arange", "n must be >= 0, got ", n);
   std::vector<double> values(n);
   for (int64_t i = 0; i < n; ++i) values[i] = static_cast<double>(i);
   return tensor(values, dtype);
