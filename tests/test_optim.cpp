@@ -178,6 +178,37 @@ TEST_CASE("a mismatched optimizer state is rejected and changes nothing", "[opti
   require_error([&] { adam.load_state_dict(partial); }, {"only part of its state"});
 }
 
+TEST_CASE("hyperparameters in a loaded optimizer state are validated like the constructor's",
+          "[optim]") {
+  Tensor p = zeros({3}).set_requires_grad();
+  // A state dict whose entries have the right names and types but values the constructor refuses.
+  auto with = [](const StateDict& state, const std::string& name, const Tensor& value) {
+    StateDict out;
+    for (auto& e : state) out.add(e.first, e.first == name ? value : e.second);
+    return out;
+  };
+  optim::Adam adam({p});
+  StateDict adam_state = adam.state_dict();
+  require_error([&] { adam.load_state_dict(with(adam_state, "beta2", scalar(1.5, DType::f64))); },
+                {"Adam::load_state_dict", "betas", "1.5"});
+  require_error([&] { adam.load_state_dict(with(adam_state, "lr", scalar(-1, DType::f64))); },
+                {"Adam::load_state_dict", "learning rate", "-1"});
+  REQUIRE(adam.options().beta2 == 0.999);
+  REQUIRE(adam.lr() == 1e-3);
+
+  optim::SgdOptions momentum;
+  momentum.momentum = 0.9;
+  optim::SGD sgd({p}, momentum);
+  StateDict sgd_state = sgd.state_dict();
+  require_error([&] { sgd.load_state_dict(with(sgd_state, "momentum", scalar(-0.5, DType::f64))); },
+                {"SGD::load_state_dict", "momentum", "-0.5"});
+  StateDict nesterov_with_dampening = with(with(sgd_state, "nesterov", scalar(1, DType::i64)),
+                                           "dampening", scalar(0.5, DType::f64));
+  require_error([&] { sgd.load_state_dict(nesterov_with_dampening); },
+                {"SGD::load_state_dict", "Nesterov"});
+  REQUIRE(sgd.options().momentum == 0.9);
+}
+
 TEST_CASE("clip_grad_norm scales all gradients by one factor, like PyTorch", "[optim]") {
   Tensor a = tensor({3.0, 4.0}, DType::f64).set_requires_grad();
   Tensor b = tensor({12.0}, DType::f64).set_requires_grad();

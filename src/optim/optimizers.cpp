@@ -90,14 +90,32 @@ void restore_slot(const StateDict& state, const std::string& name, const Tensor&
 
 // ---------------------------------------------------------------- SGD
 
+namespace {
+// The hyperparameter checks of the constructor, also applied to a state dict before loading it.
+void check_options(const SgdOptions& options, const char* who) {
+  check(options.lr >= 0, who, "learning rate must be >= 0, got ", options.lr);
+  check(options.momentum >= 0, who, "momentum must be >= 0, got ", options.momentum);
+  check(options.weight_decay >= 0, who, "weight_decay must be >= 0, got ", options.weight_decay);
+  check(!options.nesterov || (options.momentum > 0 && options.dampening == 0), who,
+        "Nesterov momentum needs momentum > 0 and dampening 0");
+}
+
+SgdOptions sgd_options_from(const StateDict& state, const char* who) {
+  SgdOptions options;
+  options.lr = expect_real(state, "lr", who);
+  options.momentum = expect_real(state, "momentum", who);
+  options.dampening = expect_real(state, "dampening", who);
+  options.weight_decay = expect_real(state, "weight_decay", who);
+  options.nesterov = expect_integer(state, "nesterov", who) != 0;
+  return options;
+}
+}  // namespace
+
 SGD::SGD(std::vector<Tensor> parameters, const SgdOptions& options)
     : Optimizer(std::move(parameters), options.lr, "SGD"),
       options_(options),
       momentum_buffers_(parameters_.size()) {
-  check(options.momentum >= 0, "SGD", "momentum must be >= 0, got ", options.momentum);
-  check(options.weight_decay >= 0, "SGD", "weight_decay must be >= 0, got ", options.weight_decay);
-  check(!options.nesterov || (options.momentum > 0 && options.dampening == 0), "SGD",
-        "Nesterov momentum needs momentum > 0 and dampening 0");
+  check_options(options, "SGD");
 }
 
 void SGD::step() {
@@ -140,27 +158,42 @@ StateDict SGD::state_dict() const {
 }
 
 void SGD::check_state_dict(const StateDict& state) const {
+  const char* who = "SGD::load_state_dict";
   std::vector<std::string> known = {"lr", "momentum", "dampening", "weight_decay", "nesterov"};
-  for (const char* name : {"lr", "momentum", "dampening", "weight_decay"})
-    expect_real(state, name, "SGD::load_state_dict");
-  expect_integer(state, "nesterov", "SGD::load_state_dict");
-  check_slot(state, parameters_, "momentum_buffer", "SGD::load_state_dict", known);
-  expect_no_other_entries(state, known, "SGD::load_state_dict");
+  check_options(sgd_options_from(state, who), who);
+  check_slot(state, parameters_, "momentum_buffer", who, known);
+  expect_no_other_entries(state, known, who);
 }
 
 void SGD::apply_state_dict(const StateDict& state) {
   NoGrad no_grad;
-  lr_ = expect_real(state, "lr", "SGD");
-  options_.lr = lr_;
-  options_.momentum = expect_real(state, "momentum", "SGD");
-  options_.dampening = expect_real(state, "dampening", "SGD");
-  options_.weight_decay = expect_real(state, "weight_decay", "SGD");
-  options_.nesterov = expect_integer(state, "nesterov", "SGD") != 0;
+  options_ = sgd_options_from(state, "SGD");
+  lr_ = options_.lr;
   for (size_t i = 0; i < parameters_.size(); ++i)
     restore_slot(state, state_name(i, "momentum_buffer"), parameters_[i], momentum_buffers_[i]);
 }
 
 // ---------------------------------------------------------------- Adam, AdamW
+
+namespace {
+void check_options(const AdamOptions& options, const char* who) {
+  check(options.lr >= 0, who, "learning rate must be >= 0, got ", options.lr);
+  check(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1, who,
+        "betas must lie in [0, 1), got (", options.beta1, ", ", options.beta2, ")");
+  check(options.eps >= 0, who, "eps must be >= 0, got ", options.eps);
+  check(options.weight_decay >= 0, who, "weight_decay must be >= 0, got ", options.weight_decay);
+}
+
+AdamOptions adam_options_from(const StateDict& state, const char* who) {
+  AdamOptions options;
+  options.lr = expect_real(state, "lr", who);
+  options.beta1 = expect_real(state, "beta1", who);
+  options.beta2 = expect_real(state, "beta2", who);
+  options.eps = expect_real(state, "eps", who);
+  options.weight_decay = expect_real(state, "weight_decay", who);
+  return options;
+}
+}  // namespace
 
 Adam::Adam(std::vector<Tensor> parameters, const AdamOptions& options)
     : Adam(std::move(parameters), options, false, "Adam") {}
@@ -173,10 +206,7 @@ Adam::Adam(std::vector<Tensor> parameters, const AdamOptions& options, bool deco
       steps_(parameters_.size(), 0),
       exp_avg_(parameters_.size()),
       exp_avg_sq_(parameters_.size()) {
-  check(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1, name,
-        "betas must lie in [0, 1), got (", options.beta1, ", ", options.beta2, ")");
-  check(options.eps >= 0, name, "eps must be >= 0, got ", options.eps);
-  check(options.weight_decay >= 0, name, "weight_decay must be >= 0, got ", options.weight_decay);
+  check_options(options, name);
 }
 
 AdamW::AdamW(std::vector<Tensor> parameters, const AdamWOptions& options)
@@ -224,7 +254,7 @@ StateDict Adam::state_dict() const {
 void Adam::check_state_dict(const StateDict& state) const {
   std::string who = std::string(name_) + "::load_state_dict";
   std::vector<std::string> known = {"lr", "beta1", "beta2", "eps", "weight_decay"};
-  for (const std::string& name : known) expect_real(state, name, who.c_str());
+  check_options(adam_options_from(state, who.c_str()), who.c_str());
   std::vector<bool> m = check_slot(state, parameters_, "exp_avg", who.c_str(), known);
   std::vector<bool> v = check_slot(state, parameters_, "exp_avg_sq", who.c_str(), known);
   for (size_t i = 0; i < parameters_.size(); ++i) {
@@ -241,12 +271,8 @@ void Adam::check_state_dict(const StateDict& state) const {
 
 void Adam::apply_state_dict(const StateDict& state) {
   NoGrad no_grad;
-  lr_ = expect_real(state, "lr", name_);
-  options_.lr = lr_;
-  options_.beta1 = expect_real(state, "beta1", name_);
-  options_.beta2 = expect_real(state, "beta2", name_);
-  options_.eps = expect_real(state, "eps", name_);
-  options_.weight_decay = expect_real(state, "weight_decay", name_);
+  options_ = adam_options_from(state, name_);
+  lr_ = options_.lr;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     restore_slot(state, state_name(i, "exp_avg"), parameters_[i], exp_avg_[i]);
     restore_slot(state, state_name(i, "exp_avg_sq"), parameters_[i], exp_avg_sq_[i]);
