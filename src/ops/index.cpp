@@ -9,17 +9,12 @@ using detail::backend_of;
 
 namespace {
 
-// Indices as host memory, checked to lie in [0, limit).
-Tensor checked_indices(const char* op, const Tensor& index, int64_t limit) {
+// Throws unless `index` is an i64 tensor of values in [0, limit).
+void check_indices(const char* op, const Tensor& index, int64_t limit) {
   check(index.defined(), op, "the index tensor is undefined");
   check(index.dtype() == DType::i64, op, "indices must be i64, got ", index.dtype(),
         " (make them with tg::index_tensor or .to(DType::i64))");
-  Tensor host = index.to(Device::cpu_device());
-  const int64_t* values = host.data<int64_t>();
-  for (int64_t i = 0; i < host.numel(); ++i)
-    check(values[i] >= 0 && values[i] < limit, op, "index ", values[i], " at position ", i,
-          " is out of range [0, ", limit, ")");
-  return index;
+  detail::check_index_range(op, index, limit, "index");
 }
 
 // grad_x of a gather: zeros of x's shape with grad added at the gathered positions.
@@ -46,7 +41,7 @@ Tensor gather(const Tensor& x, int axis, const Tensor& index) {
           " must match x ", x.shape(), " on every axis but ", axis);
   check(index.device() == x.device(), "gather", "index is on ", index.device(), ", x on ",
         x.device());
-  checked_indices("gather", index, x.shape()[a]);
+  check_indices("gather", index, x.shape()[a]);
   AxisView view(x.shape(), a);
   Tensor y = empty(index.shape(), x.dtype(), x.device());
   backend_of(x).gather(x.dtype(), x.raw_data(), static_cast<const int64_t*>(index.raw_data()),
@@ -68,7 +63,7 @@ Tensor index_select(const Tensor& x, int axis, const Tensor& index) {
         index.defined() ? index.shape() : Shape{});
   check(index.device() == x.device(), "index_select", "index is on ", index.device(), ", x on ",
         x.device());
-  checked_indices("index_select", index, x.shape()[a]);
+  check_indices("index_select", index, x.shape()[a]);
   AxisView view(x.shape(), a);
   Shape shape = x.shape();
   shape[a] = index.numel();
@@ -86,7 +81,7 @@ Tensor index_select(const Tensor& x, int axis, const Tensor& index) {
 
 Tensor one_hot(const Tensor& index, int64_t classes, DType dtype) {
   check(classes > 0, "one_hot", "classes must be positive, got ", classes);
-  checked_indices("one_hot", index, classes);
+  check_indices("one_hot", index, classes);
   Shape shape = index.shape();
   shape.push_back(classes);
   Tensor y = empty(shape, dtype, index.device());

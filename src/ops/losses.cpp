@@ -30,12 +30,7 @@ void check_labels(const char* op, const Tensor& logits, const Tensor& labels) {
   check(labels.shape() == expected, op, "labels of shape ", labels.shape(), " do not fit logits ",
         logits.shape(), ": expected labels of shape ", expected, " (the logits without the class axis ",
         axis, ")");
-  const int64_t classes = logits.shape()[axis];
-  Tensor host = labels.to(Device::cpu_device());
-  const int64_t* values = host.data<int64_t>();
-  for (int64_t i = 0; i < host.numel(); ++i)
-    check(values[i] >= 0 && values[i] < classes, op, "label ", values[i], " at position ", i,
-          " is out of range [0, ", classes, ")");
+  detail::check_index_range(op, labels, logits.shape()[axis], "label");
 }
 
 int64_t batch_size(const Tensor& t) { return t.dim() > 1 ? t.shape()[0] : 1; }

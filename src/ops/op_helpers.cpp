@@ -17,6 +17,14 @@ void check_compatible(const char* op, const Tensor& a, const Tensor& b) {
         b.device(), " (move one with .to(Device))");
 }
 
+void check_index_range(const char* op, const Tensor& index, int64_t limit, const char* what) {
+  Tensor host = index.to(Device::cpu_device());
+  const int64_t* values = host.data<int64_t>();
+  for (int64_t i = 0; i < host.numel(); ++i)
+    check(values[i] >= 0 && values[i] < limit, op, what, " ", values[i], " at position ", i,
+          " is out of range [0, ", limit, ")");
+}
+
 Tensor unary_kernel(const char* name, UnaryOp op, const Tensor& x, double a, double b) {
   check_floating(name, x);
   Tensor y = empty(x.shape(), x.dtype(), x.device());

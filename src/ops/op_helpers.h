@@ -14,6 +14,9 @@ namespace tg::detail {
 void check_floating(const char* op, const Tensor& x);
 // Throws unless a and b are defined and share dtype and device.
 void check_compatible(const char* op, const Tensor& a, const Tensor& b);
+// Throws unless every value of the i64 tensor `index` lies in [0, limit), reading it on the host
+// once; `what` names a value in the message ("index", "label").
+void check_index_range(const char* op, const Tensor& index, int64_t limit, const char* what);
 
 // y = op(x; a, b) elementwise, into a new tensor shaped like x.
 Tensor unary_kernel(const char* name, UnaryOp op, const Tensor& x, double a = 0, double b = 0);
