@@ -77,35 +77,30 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   return y;
 }
 
-// The share of the gradient that goes to `a` in minimum/maximum: 1 where a wins, ½ on ties.
-static Tensor winner_share(const Tensor& a, const Tensor& b, BinaryOp a_wins) {
-  Tensor wins = binary_kernel("winner", a_wins, a, b);
-  Tensor ties = binary_kernel("winner", BinaryOp::equal, a, b);
-  return add(wins, mul(ties, 0.5));
+// minimum and maximum: y = a or b, whichever `a_wins` picks        grad_a = grad * share
+// grad_b = grad * (1 - share), share = 1 where a wins, 0 where b wins, ½ on ties
+static Tensor pick(const char* name, BinaryOp op, BinaryOp a_wins, const Tensor& a,
+                   const Tensor& b) {
+  Tensor y = binary_kernel(name, op, a, b);
+  if (is_recording(a, b))
+    record(name, y, {a, b}, [a, b, a_wins](const Tensor& grad, Gradients& g) {
+      Tensor wins = binary_kernel("winner", a_wins, a, b);
+      Tensor ties = binary_kernel("winner", BinaryOp::equal, a, b);
+      Tensor share = add(wins, mul(ties, 0.5));
+      if (g.wants(0)) g.add(0, mul(grad, share));
+      if (g.wants(1)) g.add(1, mul(grad, sub(1.0, share)));
+    });
+  return y;
 }
 
 // y = min(a, b)                  grad_a = grad * [a < b]        grad_b = grad * [b < a]
 Tensor minimum(const Tensor& a, const Tensor& b) {
-  Tensor y = binary_kernel("minimum", BinaryOp::minimum, a, b);
-  if (is_recording(a, b))
-    record("minimum", y, {a, b}, [a, b](const Tensor& grad, Gradients& g) {
-      Tensor share_a = winner_share(a, b, BinaryOp::less);
-      if (g.wants(0)) g.add(0, mul(grad, share_a));
-      if (g.wants(1)) g.add(1, mul(grad, sub(1.0, share_a)));
-    });
-  return y;
+  return pick("minimum", BinaryOp::minimum, BinaryOp::less, a, b);
 }
 
 // y = max(a, b)                  grad_a = grad * [a > b]        grad_b = grad * [b > a]
 Tensor maximum(const Tensor& a, const Tensor& b) {
-  Tensor y = binary_kernel("maximum", BinaryOp::maximum, a, b);
-  if (is_recording(a, b))
-    record("maximum", y, {a, b}, [a, b](const Tensor& grad, Gradients& g) {
-      Tensor share_a = winner_share(a, b, BinaryOp::greater);
-      if (g.wants(0)) g.add(0, mul(grad, share_a));
-      if (g.wants(1)) g.add(1, mul(grad, sub(1.0, share_a)));
-    });
-  return y;
+  return pick("maximum", BinaryOp::maximum, BinaryOp::greater, a, b);
 }
 
 // ---------------------------------------------------------------- a tensor and a scalar
