@@ -94,6 +94,18 @@ TEST_CASE("matmul errors name both shapes", "[matmul]") {
   require_error([] { matmul(ones({2, 3}), ones({4, 2})); }, {"matmul", "[2, 3]", "[4, 2]", "3 vs 4"});
   require_error([] { matmul(ones({3}), ones({3, 2})); }, {"matmul", "at least 2-D"});
   require_error([] { matmul(ones({2, 2, 3}), ones({3, 3, 2})); }, {"matmul", "batch"});
+  // a batch times a matrix is folded into one gemm; the error still shows the shapes as given
+  require_error([] { matmul(ones({2, 3, 5}), ones({4, 6})); }, {"matmul", "[2, 3, 5]", "[4, 6]"});
   require_error([] { linear(ones({2, 3}), ones({4, 5}), Tensor()); }, {"linear", "[2, 3]", "[4, 5]"});
   require_error([] { linear(ones({2, 3}), ones({4, 3}), ones({5})); }, {"linear", "bias", "[5]"});
+}
+
+TEST_CASE("products over an empty inner dimension are zeros, batched or not", "[matmul]") {
+  // PyTorch: [2, 3, 0] @ [0, 4] is a [2, 3, 4] tensor of zeros (an empty sum).
+  Tensor y = matmul(ones({2, 3, 0}), ones({0, 4}));
+  REQUIRE(y.shape() == Shape{2, 3, 4});
+  tgtest::require_values(y, std::vector<double>(24, 0.0));
+  Tensor z = linear(ones({2, 3, 0}), ones({4, 0}), ones({4}));
+  REQUIRE(z.shape() == Shape{2, 3, 4});
+  tgtest::require_values(z, std::vector<double>(24, 1.0));
 }

@@ -19,6 +19,12 @@ TEST_CASE("reshape is a view and infers -1", "[shape]") {
   REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return reshape(in[0], {3, 2}) * 2.0; }, {w});
 }
 
+TEST_CASE("flatten keeps the first axis, also when a size is 0", "[shape]") {
+  REQUIRE(flatten(ones({2, 3, 4})).shape() == Shape{2, 12});
+  REQUIRE(flatten(ones({0, 3, 4})).shape() == Shape{0, 12});  // as torch.flatten(x, 1)
+  REQUIRE(flatten(ones({2, 0, 4})).shape() == Shape{2, 0});
+}
+
 TEST_CASE("transpose swaps axes and its gradient swaps back", "[shape]") {
   Tensor x = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor t = transpose(x);

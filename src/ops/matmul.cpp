@@ -51,13 +51,10 @@ MatmulShape matmul_shape(const Tensor& a, const Tensor& b, bool ta, bool tb) {
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   detail::check_compatible("matmul", a, b);
   detail::check_floating("matmul", a);
-  // A batch of matrices times one matrix is one tall gemm: fold the batch into the rows.
-  if (a.dim() > 2 && b.dim() == 2 && !ta) {
-    Shape out = a.shape();
-    out[out.rank() - 1] = tb ? b.shape()[0] : b.shape()[1];
-    return reshape(matmul(reshape(a, {-1, a.shape()[a.dim() - 1]}), b, false, tb), out);
-  }
   MatmulShape s = matmul_shape(a, b, ta, tb);
+  // A batch of matrices times one matrix is one tall gemm: fold the batch into the rows.
+  if (a.dim() > 2 && b.dim() == 2 && !ta)
+    return reshape(matmul(reshape(a, {s.batch * s.m, s.k}), b, false, tb), s.out);
   Tensor y = empty(s.out, a.dtype(), a.device());
   int64_t stride_a = a.dim() > 2 ? s.m * s.k : 0, stride_b = b.dim() > 2 ? s.k * s.n : 0;
   backend_of(a).gemm(a.dtype(), ta, tb, s.m, s.n, s.k, 1.0, a.raw_data(), b.raw_data(), 0.0,
@@ -82,7 +79,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (x.dim() != 2) {  // fold leading dims into rows and restore them afterwards
     Shape out = x.shape();
     out[out.rank() - 1] = weight.shape()[0];
-    return reshape(linear(reshape(x, {-1, weight.shape()[1]}), weight, bias), out);
+    int64_t rows = 1;
+    for (int d = 0; d + 1 < x.dim(); ++d) rows *= x.shape()[d];
+    return reshape(linear(reshape(x, {rows, weight.shape()[1]}), weight, bias), out);
   }
   int64_t rows = x.shape()[0], in = weight.shape()[1], out = weight.shape()[0];
   Tensor y = empty({rows, out}, x.dtype(), x.device());

@@ -74,7 +74,9 @@ Tensor reshape(const Tensor& x, const Shape& requested) {
 
 Tensor flatten(const Tensor& x) {
   check(x.defined() && x.dim() >= 1, "flatten", "expected at least a 1-D tensor");
-  return reshape(x, {x.shape()[0], -1});
+  int64_t rest = 1;  // not -1: with a size-0 axis, -1 could not be inferred
+  for (int d = 1; d < x.dim(); ++d) rest *= x.shape()[d];
+  return reshape(x, {x.shape()[0], rest});
 }
 
 // y = x with two axes swapped (a copy)     grad_x = transpose(grad) with the same axes
