@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "helpers.h"
 
@@ -49,6 +50,32 @@ TEST_CASE("reading a file that is not a PNG is an error naming it", "[image]") {
   std::ofstream(path, std::ios::binary) << "\x89PNG\r\n\x1a\n" << "truncated";
   require_error([&] { read_png(path); }, {"read_png", path});
   require_error([] { read_png("/nonexistent.png"); }, {"read_png", "cannot open"});
+  std::remove(path.c_str());
+}
+
+TEST_CASE("a PNG header claiming more pixels than the file can hold is refused", "[image]") {
+  // A valid 1x1 PNG whose IHDR is rewritten to 1,000,000 x 1,000,000 (libpng's default limit),
+  // with a correct chunk CRC: the reader must refuse it before allocating a terabyte.
+  std::string path = temp_path("huge.png");
+  write_png(path, Image(1, 1, 1));
+  std::vector<uint8_t> bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  REQUIRE(std::string(bytes.begin() + 12, bytes.begin() + 16) == "IHDR");
+  for (int field : {16, 20})  // width, height: big-endian u32
+    for (int k = 0; k < 4; ++k) bytes[field + k] = static_cast<uint8_t>(1000000u >> (24 - 8 * k));
+  uint32_t crc = 0xffffffffu;  // CRC-32 of the chunk type and data, bytes 12..28
+  for (int i = 12; i < 29; ++i) {
+    crc ^= bytes[i];
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  crc ^= 0xffffffffu;
+  for (int k = 0; k < 4; ++k) bytes[29 + k] = static_cast<uint8_t>(crc >> (24 - 8 * k));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  require_error([&] { read_png(path); }, {"read_png", path, "1000000x1000000", "corrupt"});
   std::remove(path.c_str());
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "deflate_limit.h"
 #include "tapegrad/backend.h"
 #include "tapegrad/data.h"
 #include "tapegrad/error.h"
@@ -170,10 +171,6 @@ double element(const uint8_t* data, IdxType type, int64_t i) {
   }
   return 0;
 }
-
-// Deflate cannot expand data by more than about 1032:1, which bounds what a header may claim
-// before we allocate for it.
-constexpr uint64_t kMaxDeflateRatio = 1032;
 
 }  // namespace
 

@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "tapegrad/error.h"
 #include "tapegrad/image.h"
 #include "atomic_file.h"
+#include "deflate_limit.h"
 
 namespace tg {
 
@@ -60,9 +62,10 @@ bool encode_png(FILE* file, const Image& image, PngContext* context) {
   return true;
 }
 
-// Reads the header into *width/height/channels, then (if pixels is not null) the rows.
-bool decode_png(FILE* file, int* width, int* height, int* channels, std::vector<uint8_t>* pixels,
-                PngContext* context) {
+// Reads the header into *width/height/channels, then the rows. The rows are refused before
+// anything is allocated for them when they could not fit, compressed, in `file_bytes`.
+bool decode_png(FILE* file, uint64_t file_bytes, int* width, int* height, int* channels,
+                std::vector<uint8_t>* pixels, PngContext* context) {
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, context, on_png_error,
                                            on_png_warning);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
@@ -87,6 +90,15 @@ bool decode_png(FILE* file, int* width, int* height, int* channels, std::vector<
   *width = static_cast<int>(png_get_image_width(png, info));
   *height = static_cast<int>(png_get_image_height(png, info));
   *channels = color == PNG_COLOR_TYPE_GRAY ? 1 : 3;
+  // Each row is a filter byte and the pixels, deflated into the file's IDAT chunks.
+  const uint64_t raw_bytes = static_cast<uint64_t>(*height) * (1 + uint64_t(*width) * *channels);
+  if (raw_bytes > file_bytes * kMaxDeflateRatio) {
+    std::snprintf(context->message, sizeof(context->message),
+                  "the header says %dx%d pixels, more than a %llu-byte file can hold; the file is "
+                  "corrupt", *width, *height, static_cast<unsigned long long>(file_bytes));
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
   pixels->resize(static_cast<size_t>(*width) * *height * *channels);
   const size_t row_bytes = static_cast<size_t>(*width) * *channels;
   for (int y = 0; y < *height; ++y) png_read_row(png, pixels->data() + y * row_bytes, nullptr);
@@ -114,10 +126,13 @@ Image read_png(const std::string& path) {
   png_byte signature[8];
   check(std::fread(signature, 1, 8, file.get()) == 8 && png_sig_cmp(signature, 0, 8) == 0,
         "read_png", path, " is not a PNG file");
+  std::error_code error;
+  const uint64_t file_bytes = std::filesystem::file_size(path, error);
+  check(!error, "read_png", "cannot read the size of ", path, ": ", error.message());
   Image image;
   PngContext context;
-  check(decode_png(file.get(), &image.width, &image.height, &image.channels, &image.pixels,
-                   &context),
+  check(decode_png(file.get(), file_bytes, &image.width, &image.height, &image.channels,
+                   &image.pixels, &context),
         "read_png", path, ": ", context.message);
   return image;
 }
