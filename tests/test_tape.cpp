@@ -144,6 +144,20 @@ TEST_CASE("saved tensors are released as soon as backward used them", "[tape]") 
   require_values(x.grad(), {std::exp(1.0), std::exp(2.0)});
 }
 
+TEST_CASE("a backward function that throws leaves no gradients held by the tape", "[tape]") {
+  Tensor x = tensor({1, 2}, DType::f64).set_requires_grad();
+  Tensor a = x.detach(), b = x.detach();
+  record("identity", a, {x}, [](const Tensor& grad, Gradients& g) { g.add(0, grad); });
+  std::weak_ptr<TensorImpl> gradient;
+  record("boom", b, {x}, [&](const Tensor& grad, Gradients&) {
+    gradient = grad.impl_ptr();  // add handed this same tensor to `a`'s entry, still waiting
+    fail("boom", "failing on purpose");
+  });
+  require_error([&] { backward(sum(a + b)); }, {"boom", "failing on purpose"});
+  REQUIRE(gradient.expired());
+  tape().clear();
+}
+
 TEST_CASE("leaf gradients never share storage with each other", "[tape]") {
   Tensor a = tensor({1, 2}, DType::f64).set_requires_grad();
   Tensor b = tensor({3, 4}, DType::f64).set_requires_grad();

@@ -152,6 +152,11 @@ void Tape::backward(const Tensor& root, const Tensor& grad_root, bool retain_gra
         "earlier backward()");
 
   NoGrad no_grad;  // the backward functions' own ops are not recorded
+  // However the sweep ends (a backward function may throw), it releases the gradients it holds.
+  struct ReleaseGradients {
+    std::vector<Tensor>& grads;
+    ~ReleaseGradients() { grads.clear(); }
+  } release{grads_};
   int64_t root_index = impl.tape_index;
   grads_.assign(root_index + 1, Tensor());
   grads_[root_index] = grad_root;
@@ -169,7 +174,6 @@ void Tape::backward(const Tensor& root, const Tensor& grad_root, bool retain_gra
     entry.backward(grad, grads);
     if (!retain_graph) entry.backward = nullptr;  // frees the tensors it saved, right away
   }
-  grads_.clear();
   if (!retain_graph) clear();
 }
 
