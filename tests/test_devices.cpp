@@ -139,6 +139,16 @@ TEST_CASE("mixing devices is an error naming both", "[devices]") {
                 {"matmul", "cpu", "cuda:0"});
 }
 
+TEST_CASE("backward's output gradient must be on the output's device", "[devices]") {
+  StandInDevice device;
+  Tensor x = tensor({1, 2}, DType::f64).to(Device::cuda_device()).set_requires_grad();
+  Tensor y = softmax(x);
+  require_error([&] { backward(y, ones({2}, DType::f64)); },
+                {"backward", "gradient is on cpu", "output on cuda:0"});
+  require_error([&] { backward(x, ones({2}, DType::f64)); }, {"backward", "cpu", "cuda:0"});
+  REQUIRE_FALSE(x.grad().defined());
+}
+
 TEST_CASE("fused primitives and their gradients work on the other device", "[devices]") {
   StandInDevice device;
   Device other = Device::cuda_device();

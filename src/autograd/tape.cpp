@@ -141,6 +141,9 @@ void Tape::backward(const Tensor& root, const Tensor& grad_root, bool retain_gra
   check(grad_root.shape() == root.shape() && grad_root.dtype() == root.dtype(), "backward",
         "the gradient's shape/dtype ", grad_root.shape(), " ", grad_root.dtype(),
         " does not match the output's ", root.shape(), " ", root.dtype());
+  // Backward functions hand the gradient's memory to the output's backend as its own.
+  check(grad_root.device() == root.device(), "backward", "the gradient is on ",
+        grad_root.device(), ", the output on ", root.device(), " (move it with .to(Device))");
   TensorImpl& impl = *root.impl();
   if (impl.is_leaf) {  // d(root)/d(root): the seed itself
     deposit(impl, grad_root);
