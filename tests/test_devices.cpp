@@ -139,13 +139,14 @@ TEST_CASE("mixing devices is an error naming both", "[devices]") {
                 {"matmul", "cpu", "cuda:0"});
 }
 
-TEST_CASE("backward's output gradient must be on the output's device", "[devices]") {
+TEST_CASE("a gradient must be on its tensor's device (backward's seed, set_grad)", "[devices]") {
   StandInDevice device;
   Tensor x = tensor({1, 2}, DType::f64).to(Device::cuda_device()).set_requires_grad();
   Tensor y = softmax(x);
   require_error([&] { backward(y, ones({2}, DType::f64)); },
                 {"backward", "gradient is on cpu", "output on cuda:0"});
   require_error([&] { backward(x, ones({2}, DType::f64)); }, {"backward", "cpu", "cuda:0"});
+  require_error([&] { x.set_grad(ones({2}, DType::f64)); }, {"set_grad", "on cpu", "on cuda:0"});
   REQUIRE_FALSE(x.grad().defined());
 }
 

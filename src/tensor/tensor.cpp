@@ -296,8 +296,10 @@ Tensor Tensor::grad() const { return defined_impl(impl_, "grad").grad; }
 void Tensor::set_grad(const Tensor& grad) {
   TensorImpl& impl = defined_impl(impl_, "set_grad");
   if (grad.defined())
-    check(grad.shape() == impl.shape && grad.dtype() == impl.dtype, "set_grad", "gradient ",
-          grad.shape(), " ", grad.dtype(), " does not match tensor ", impl.shape, " ", impl.dtype);
+    check(grad.shape() == impl.shape && grad.dtype() == impl.dtype &&
+              grad.device() == impl.device,
+          "set_grad", "gradient ", grad.shape(), " ", grad.dtype(), " on ", grad.device(),
+          " does not match tensor ", impl.shape, " ", impl.dtype, " on ", impl.device);
   impl.grad = grad;
 }
 
