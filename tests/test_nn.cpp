@@ -87,6 +87,7 @@ TEST_CASE("kaiming and xavier bounds follow their formulas", "[nn]") {
   REQUIRE(nn::init::fan_in(empty({8, 3, 5, 5})) == 75);
   REQUIRE(nn::init::fan_out(empty({8, 3, 5, 5})) == 200);
   require_error([] { nn::init::fan_in(empty({8})); }, {"fan_in", "at least 2 dimensions"});
+  require_error([] { nn::init::fan_out(Tensor()); }, {"fan_out", "at least 2 dimensions"});
 }
 
 TEST_CASE("Sequential chains its children; MLP puts activations between layers", "[nn]") {

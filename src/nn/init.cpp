@@ -25,11 +25,14 @@ Tensor& assign(Tensor& tensor, const Tensor& values) {
 }
 }  // namespace
 
+// The receptive field first: it checks the weight before its sizes are read.
 int64_t fan_in(const Tensor& weight) {
-  return weight.shape()[1] * receptive_field(weight, "fan_in");
+  int64_t field = receptive_field(weight, "fan_in");
+  return weight.shape()[1] * field;
 }
 int64_t fan_out(const Tensor& weight) {
-  return weight.shape()[0] * receptive_field(weight, "fan_out");
+  int64_t field = receptive_field(weight, "fan_out");
+  return weight.shape()[0] * field;
 }
 
 Tensor& uniform_(Tensor& tensor, double low, double high, Generator& generator) {
