@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 namespace tg {
@@ -107,6 +108,10 @@ void CpuBackend::copy_strided(DType dtype, const Shape& shape, const void* in,
 void CpuBackend::gemm(DType dtype, bool transpose_a, bool transpose_b, int64_t m, int64_t n,
                       int64_t k, double alpha, const void* a, const void* b, double beta, void* c,
                       int64_t batch, int64_t stride_a, int64_t stride_b, int64_t stride_c) {
+  // cblas takes sizes as blasint (32 bits in most OpenBLAS builds): a larger one would wrap.
+  constexpr int64_t kMaxBlas = std::numeric_limits<blasint>::max();
+  check(m <= kMaxBlas && n <= kMaxBlas && k <= kMaxBlas, "gemm", "sizes m ", m, ", n ", n,
+        ", k ", k, " exceed the BLAS library's limit of ", kMaxBlas);
   // Row-major leading dimensions: op(A) is [m, k], so A itself is [k, m] when transposed.
   const blasint lda = transpose_a ? m : k, ldb = transpose_b ? k : n, ldc = n;
   const CBLAS_TRANSPOSE ta = transpose_a ? CblasTrans : CblasNoTrans;
