@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -301,7 +302,12 @@ void write_idx(const std::string& path, const Tensor& values, IdxType type) {
   if (ends_with(path, ".gz")) {
     gzFile gz = gzopen(path.c_str(), "wb");
     if (!gz) fail("write_idx", path, ": cannot create: ", std::strerror(errno));
-    bool ok = gzwrite(gz, bytes.data(), static_cast<unsigned>(bytes.size())) == int(bytes.size());
+    bool ok = true;
+    for (size_t done = 0; ok && done < bytes.size();) {  // gzwrite takes and returns an int size
+      unsigned chunk = static_cast<unsigned>(std::min<size_t>(bytes.size() - done, 1u << 30));
+      ok = gzwrite(gz, bytes.data() + done, chunk) == static_cast<int>(chunk);
+      done += chunk;
+    }
     ok = gzclose(gz) == Z_OK && ok;
     check(ok, "write_idx", path, ": write failed");
   } else {
