@@ -209,6 +209,16 @@ TEST_CASE("hyperparameters in a loaded optimizer state are validated like the co
   REQUIRE(sgd.options().momentum == 0.9);
 }
 
+TEST_CASE("options() reports the learning rate in force, not the constructor's", "[optim]") {
+  Tensor p = zeros({2}).set_requires_grad();
+  optim::Adam adam({p});
+  adam.set_lr(0.25);
+  REQUIRE(adam.options().lr == 0.25);
+  optim::SGD sgd({p});
+  sgd.set_lr(0.5);
+  REQUIRE(sgd.options().lr == 0.5);
+}
+
 TEST_CASE("clip_grad_norm scales all gradients by one factor, like PyTorch", "[optim]") {
   Tensor a = tensor({3.0, 4.0}, DType::f64).set_requires_grad();
   Tensor b = tensor({12.0}, DType::f64).set_requires_grad();

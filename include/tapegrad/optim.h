@@ -76,7 +76,12 @@ class SGD : public Optimizer {
   void step() override;
   StateDict state_dict() const override;
   void check_state_dict(const StateDict& state) const override;
-  const SgdOptions& options() const { return options_; }
+  // The options in force: lr is the current learning rate (set_lr, a loaded state).
+  SgdOptions options() const {
+    SgdOptions current = options_;
+    current.lr = lr_;
+    return current;
+  }
 
  protected:
   void apply_state_dict(const StateDict& state) override;
@@ -105,7 +110,12 @@ class Adam : public Optimizer {
   void step() override;
   StateDict state_dict() const override;
   void check_state_dict(const StateDict& state) const override;
-  const AdamOptions& options() const { return options_; }
+  // The options in force: lr is the current learning rate (set_lr, a loaded state).
+  AdamOptions options() const {
+    AdamOptions current = options_;
+    current.lr = lr_;
+    return current;
+  }
   // The number of updates parameter i has had (0 before its first).
   int64_t step_count(size_t parameter) const { return steps_.at(parameter); }
 
