@@ -19,6 +19,17 @@ TEST_CASE("reshape is a view and infers -1", "[shape]") {
   REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return reshape(in[0], {3, 2}) * 2.0; }, {w});
 }
 
+TEST_CASE("sizes whose product overflows int64 are an error, not undefined behaviour", "[shape]") {
+  const int64_t huge = int64_t(1) << 62;
+  REQUIRE(Shape({huge, 4, 0}).numel() == 0);  // a zero size makes any product 0
+  require_error([&] { Shape({huge, 4}).numel(); }, {"shape", "[4611686018427387904, 4]", "64-bit"});
+  Tensor empty = zeros({0});
+  REQUIRE(reshape(empty, {huge, 2, 0}).shape() == Shape{huge, 2, 0});
+  require_error([&] { reshape(empty, {huge, 4}); }, {"64-bit"});
+  require_error([&] { reshape(empty, {huge, 4, -1}); }, {"reshape", "[4611686018427387904, 4, -1]"});
+  require_error([&] { zeros({huge, 4}); }, {"[4611686018427387904, 4]"});
+}
+
 TEST_CASE("flatten keeps the first axis, also when a size is 0", "[shape]") {
   REQUIRE(flatten(ones({2, 3, 4})).shape() == Shape{2, 12});
   REQUIRE(flatten(ones({0, 3, 4})).shape() == Shape{0, 12});  // as torch.flatten(x, 1)

@@ -20,18 +20,18 @@ char* byte_offset(Tensor& t, int64_t elements) {
 Shape resolve_shape(const Shape& requested, int64_t numel, const Shape& from) {
   Shape shape = requested;
   int inferred = -1;
-  int64_t known = 1;
   for (int d = 0; d < shape.rank(); ++d) {
-    if (shape[d] == -1) {
-      check(inferred < 0, "reshape", "only one size may be -1 in ", requested);
-      inferred = d;
-    } else {
-      known *= shape[d];
-    }
+    if (shape[d] != -1) continue;
+    check(inferred < 0, "reshape", "only one size may be -1 in ", requested);
+    inferred = d;
   }
   if (inferred >= 0) {
-    check(known != 0 && numel % known == 0, "reshape", "cannot reshape ", from, " (", numel,
-          " elements) to ", requested);
+    int64_t known = 1;  // the product of the other sizes
+    bool overflow = false;
+    for (int d = 0; d < shape.rank(); ++d)
+      if (d != inferred) overflow |= __builtin_mul_overflow(known, shape[d], &known);
+    check(!overflow && known != 0 && numel % known == 0, "reshape", "cannot reshape ", from,
+          " (", numel, " elements) to ", requested);
     shape[inferred] = numel / known;
   }
   check(shape.numel() == numel, "reshape", "cannot reshape ", from, " (", numel,

@@ -18,8 +18,14 @@ Shape::Shape(const std::vector<int64_t>& sizes) {
 }
 
 int64_t Shape::numel() const {
+  // A zero anywhere makes the count 0 however large the other sizes are; otherwise the product
+  // must fit int64 (a requested shape such as reshape's is not yet bounded by real memory).
+  for (int i = 0; i < rank_; ++i)
+    if (sizes_[i] == 0) return 0;
   int64_t n = 1;
-  for (int i = 0; i < rank_; ++i) n *= sizes_[i];
+  for (int i = 0; i < rank_; ++i)
+    check(!__builtin_mul_overflow(n, sizes_[i], &n), "shape", *this,
+          " has more elements than a 64-bit count can hold");
   return n;
 }
 
