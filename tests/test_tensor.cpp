@@ -1,4 +1,7 @@
 // tests/test_tensor.cpp — creating tensors, reading them back, copies, views, printing, memory.
+#include <cmath>
+#include <limits>
+
 #include "helpers.h"
 
 using namespace tg;
@@ -70,6 +73,23 @@ TEST_CASE("dtype conversion, clone and detach", "[tensor]") {
   REQUIRE_FALSE(d.requires_grad());
 }
 
+TEST_CASE("float to i64 is defined for NaN, infinities and values past int64", "[tensor]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (DType from : {DType::f32, DType::f64}) {
+    Tensor x = tensor({std::nan(""), inf, -inf, 1e30, -1e30, 2.9, -2.9}, from);
+    std::vector<int64_t> expected = {0, INT64_MAX, INT64_MIN, INT64_MAX, INT64_MIN, 2, -2};
+    Tensor i = x.to(DType::i64);
+    for (size_t k = 0; k < expected.size(); ++k) REQUIRE(i.data<int64_t>()[k] == expected[k]);
+  }
+  Tensor j = index_tensor({0, 0});
+  j.set({0}, std::nan(""));
+  j.set({1}, 1e300);
+  REQUIRE(j.data<int64_t>()[0] == 0);
+  REQUIRE(j.data<int64_t>()[1] == INT64_MAX);
+  j.fill_(-inf);
+  REQUIRE(j.data<int64_t>()[1] == INT64_MIN);
+}
+
 TEST_CASE("fill_ and copy_ write in place but never into a recorded variable", "[tensor]") {
   Tensor t = zeros({3}, DType::f64);
   t.fill_(4);
@@ -89,11 +109,19 @@ TEST_CASE("printing looks like PyTorch", "[tensor]") {
   REQUIRE(t.to_string() == "tensor([[1.0000, 2.0000],\n        [3.0000, 4.0000]], f32)");
   REQUIRE(scalar(0.5, DType::f64).to_string() == "tensor(0.5000, f64)");
   REQUIRE(index_tensor({3, 1}).to_string() == "tensor([3, 1], i64)");
+  // i64 prints exactly, also past 2^53 where a double would round
+  REQUIRE(index_tensor({INT64_MAX, INT64_MIN, (int64_t(1) << 53) + 1}).to_string() ==
+          "tensor([ 9223372036854775807, -9223372036854775808,     9007199254740993], i64)");
   REQUIRE(tensor({1e-6, 1}).to_string() == "tensor([1.0000e-06, 1.0000e+00], f32)");
   std::string big = zeros({100, 100}).to_string();
   REQUIRE(big.find("...") != std::string::npos);
   REQUIRE(big.size() < 2000);
   REQUIRE(Tensor().to_string() == "tensor(undefined)");
+  // Empty tensors print their size instead of one bracket pair per row (PyTorch does the same).
+  REQUIRE(zeros({0}).to_string() == "tensor([], f32)");
+  REQUIRE(zeros({3, 0}, DType::f64).to_string() == "tensor([], size=[3, 0], f64)");
+  REQUIRE(reshape(zeros({0}), {int64_t(1) << 62, 0}).to_string() ==
+          "tensor([], size=[4611686018427387904, 0], f32)");
 }
 
 TEST_CASE("broadcast_shapes follows NumPy and names the op on failure", "[tensor]") {

@@ -8,6 +8,8 @@
 #include <limits>
 #include <type_traits>
 
+#include "../kernels/elementwise_math.h"
+
 namespace tg {
 
 namespace {
@@ -45,7 +47,7 @@ void CpuBackend::fill(DType dtype, void* out, int64_t n, double value) {
   dispatch_any(dtype, [&](auto zero) {
     using T = decltype(zero);
     T* y = static_cast<T*>(out);
-    T v = static_cast<T>(value);
+    T v = kernels::ConvertTo<T>{}(value);
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = v;
   });
@@ -63,7 +65,7 @@ void CpuBackend::convert(DType from, const void* in, DType to, void* out, int64_
       const From* x = static_cast<const From*>(in);
       To* y = static_cast<To*>(out);
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<To>(x[i]);
+      for (int64_t i = 0; i < n; ++i) y[i] = kernels::ConvertTo<To>{}(x[i]);
     });
   });
 }

@@ -82,6 +82,12 @@ __global__ void random_kernel(T* out, int64_t n, uint64_t seed, uint64_t stream,
   out[i] = block_uniform<T>(block, int(i % per_block)) + block_normal<T>(block, int(i % per_block));
 }
 
+template <class From, class To>
+__global__ void convert_kernel(const From* x, To* y, int64_t n) {
+  int64_t i = thread_index();
+  if (i < n) y[i] = ConvertTo<To>{}(x[i]);
+}
+
 // Taking a kernel's address instantiates it.
 template <class T, class... F>
 void unary_kernels() { (void)sizeof...(F); ((void)&unary_kernel<F, T>, ...); }
@@ -102,6 +108,10 @@ void instantiate_all() {
   (void)&softmax_steps_kernel<T>;
   (void)&optimizer_kernel<T>;
   (void)&random_kernel<T>;
+  (void)&convert_kernel<T, int64_t>;
+  (void)&convert_kernel<int64_t, T>;
+  (void)&convert_kernel<T, float>;
+  (void)&convert_kernel<T, double>;
 }
 
 }  // namespace

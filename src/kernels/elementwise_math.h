@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define TG_HOST_DEVICE __host__ __device__
@@ -96,6 +98,22 @@ struct SigmoidBackward {
 struct AbsBackward {
   template <class T> TG_HOST_DEVICE T operator()(T grad, T x) const {
     return x > T(0) ? grad : (x < T(0) ? -grad : T(0));
+  }
+};
+
+// ---------------------------------------------------------------- dtype conversion
+// A C cast, except that float -> i64 is defined for every input: NaN gives 0 and values beyond
+// int64 give its nearest end. (C++ leaves those casts undefined, and x86 and CUDA disagree.)
+template <class To>
+struct ConvertTo {
+  template <class From> TG_HOST_DEVICE To operator()(From x) const {
+    if constexpr (std::is_same<To, int64_t>::value && std::is_floating_point<From>::value) {
+      const From two_to_63 = From(9223372036854775808.0);
+      if (x != x) return 0;
+      if (x >= two_to_63) return INT64_MAX;
+      if (x < -two_to_63) return INT64_MIN;
+    }
+    return static_cast<To>(x);
   }
 };
 

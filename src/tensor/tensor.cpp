@@ -11,6 +11,7 @@
 #include "tapegrad/backend.h"
 #include "tapegrad/error.h"
 #include "tapegrad/tape.h"
+#include "../kernels/elementwise_math.h"
 
 namespace tg {
 
@@ -161,7 +162,7 @@ static void store(void* base, DType dtype, int64_t i, double value) {
   switch (dtype) {
     case DType::f32: static_cast<float*>(base)[i] = static_cast<float>(value); break;
     case DType::f64: static_cast<double*>(base)[i] = value; break;
-    case DType::i64: static_cast<int64_t*>(base)[i] = static_cast<int64_t>(value); break;
+    case DType::i64: static_cast<int64_t*>(base)[i] = kernels::ConvertTo<int64_t>{}(value); break;
   }
 }
 
@@ -315,46 +316,41 @@ const std::string& Tensor::name() const { return defined_impl(impl_, "name").nam
 
 namespace {
 
-struct NumberFormat {
-  bool integer = false;
-  bool scientific = false;
-  int width = 0;
-};
-
-NumberFormat choose_format(const std::vector<double>& values, DType dtype) {
-  NumberFormat format;
-  format.integer = dtype == DType::i64;
+// Every element formatted alike, as PyTorch does: integers exactly (read as int64, not through a
+// double, which would round values past 2^53), floats in fixed or, for a wide range, scientific
+// notation with 4 decimals.
+std::vector<std::string> format_elements(const Tensor& cpu_tensor) {
+  int64_t n = cpu_tensor.numel();
+  std::vector<std::string> text(n);
+  if (cpu_tensor.dtype() == DType::i64) {
+    const int64_t* values = cpu_tensor.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i) text[i] = std::to_string(values[i]);
+    return text;
+  }
+  std::vector<double> values = cpu_tensor.to_vector();
   double largest = 0, smallest = INFINITY;
   for (double v : values) {
     if (!std::isfinite(v)) continue;
     largest = std::max(largest, std::fabs(v));
     if (v != 0) smallest = std::min(smallest, std::fabs(v));
   }
-  format.scientific = !format.integer && (largest >= 1e5 || (smallest < 1e-4 && largest > 0));
-  std::ostringstream probe;
-  for (double v : values) {
-    probe.str("");
-    if (format.integer) probe << static_cast<int64_t>(v);
-    else if (format.scientific) probe << std::scientific << std::setprecision(4) << v;
-    else probe << std::fixed << std::setprecision(4) << v;
-    format.width = std::max(format.width, static_cast<int>(probe.str().size()));
+  bool scientific = largest >= 1e5 || (smallest < 1e-4 && largest > 0);
+  std::ostringstream os;
+  os << (scientific ? std::scientific : std::fixed) << std::setprecision(4);
+  for (int64_t i = 0; i < n; ++i) {
+    os.str("");
+    os << values[i];
+    text[i] = os.str();
   }
-  return format;
+  return text;
 }
 
-void print_number(std::ostream& os, double v, const NumberFormat& format) {
-  os << std::setw(format.width);
-  if (format.integer) os << static_cast<int64_t>(v);
-  else if (format.scientific) os << std::scientific << std::setprecision(4) << v;
-  else os << std::fixed << std::setprecision(4) << v;
-}
-
-// Prints the block of `values` starting at `offset` with dimensions shape[axis:], eliding the
+// Prints the block of `text` starting at `offset` with dimensions shape[axis:], eliding the
 // middle of long dimensions when `summarise`.
-void print_block(std::ostream& os, const std::vector<double>& values, const Shape& shape, int axis,
-                 int64_t offset, const NumberFormat& format, bool summarise, int indent) {
+void print_block(std::ostream& os, const std::vector<std::string>& text, const Shape& shape,
+                 int axis, int64_t offset, int width, bool summarise, int indent) {
   if (axis == shape.rank()) {
-    print_number(os, values[offset], format);
+    os << std::setw(width) << text[offset];
     return;
   }
   int64_t n = shape[axis], stride = 1;
@@ -366,7 +362,7 @@ void print_block(std::ostream& os, const std::vector<double>& values, const Shap
       os << (axis + 1 == shape.rank() ? "..., " : "...,\n" + std::string(indent + 1, ' '));
       i = n - edge;
     }
-    print_block(os, values, shape, axis + 1, offset + i * stride, format, summarise, indent + 1);
+    print_block(os, text, shape, axis + 1, offset + i * stride, width, summarise, indent + 1);
     if (i + 1 < n) {
       if (axis + 1 == shape.rank()) os << ", ";
       else os << ',' << std::string(shape.rank() - axis - 1, '\n') << std::string(indent + 1, ' ');
@@ -379,11 +375,20 @@ void print_block(std::ostream& os, const std::vector<double>& values, const Shap
 
 std::string Tensor::to_string() const {
   if (!defined()) return "tensor(undefined)";
-  std::vector<double> values = to_vector();
   std::ostringstream os;
   os << "tensor(";
-  bool summarise = numel() > 1000;
-  print_block(os, values, shape(), 0, 0, choose_format(values, dtype()), summarise, 7);
+  if (numel() == 0) {
+    // Like PyTorch: no brackets per row, which for a shape such as [2^62, 0] would never end.
+    os << "[]";
+    if (shape().rank() != 1) os << ", size=" << shape();
+  } else {
+    std::vector<std::string> text =
+        format_elements(device().is_cpu() ? *this : moved(*this, Device::cpu_device()));
+    size_t width = 0;
+    for (const std::string& t : text) width = std::max(width, t.size());
+    bool summarise = numel() > 1000;
+    print_block(os, text, shape(), 0, 0, static_cast<int>(width), summarise, 7);
+  }
   os << ", " << dtype();
   if (!device().is_cpu()) os << ", " << device();
   if (requires_grad()) os << ", requires_grad";
