@@ -18,6 +18,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include "cli_checks.h"
 #include "plot.h"
 #include "tapegrad/tapegrad.h"
 
@@ -106,12 +107,12 @@ int main(int argc, char** argv) {
   int64_t samples = 1024;
   uint64_t seed = 1;
   std::string out = "out/kl_modes";
-  app.add_option("--steps", steps, "gradient steps for each fit")->check(CLI::PositiveNumber);
-  app.add_option("--lr", lr, "learning rate of the gradient descent")->check(CLI::PositiveNumber);
-  app.add_option("--samples", samples, "Monte Carlo samples per step")->check(CLI::PositiveNumber);
+  app.add_option("--steps", steps, "gradient steps for each fit")->check(examples::positive);
+  app.add_option("--lr", lr, "learning rate of the gradient descent")->check(examples::positive);
+  app.add_option("--samples", samples, "Monte Carlo samples per step")->check(examples::positive);
   app.add_option("--seed", seed, "seed of the Philox generator");
   app.add_option("--init-mu", init_mu, "starting mean of q (0 is a saddle for reverse KL)");
-  app.add_option("--init-sigma", init_sigma, "starting standard deviation of q")->check(CLI::PositiveNumber);
+  app.add_option("--init-sigma", init_sigma, "starting standard deviation of q")->check(examples::positive);
   app.add_option("--out", out, "output folder for kl_modes.csv and kl_modes.png");
   CLI11_PARSE(app, argc, argv);
 

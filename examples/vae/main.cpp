@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "blas_kernels.h"
+#include "cli_checks.h"
 #include "plot.h"
 #include "vae.h"
 
@@ -193,8 +194,6 @@ int run(const Options& options) {
   tg::Device device = parse_device(options.device);
   tg::backend_for(device);  // "no backend for cuda:0 in this build" before any work
   if (options.threads > 0) tg::set_num_threads(options.threads);
-  tg::check(options.epochs >= 0 && options.batch > 0 && options.latent > 0 && options.lr > 0, "vae",
-            "--epochs must be >= 0 and --batch, --latent, --lr positive");
 
   tg::data::Dataset train, test;
   try {
@@ -240,6 +239,10 @@ int run(const Options& options) {
     history = read_history(options.out + "/loss.csv", state.epoch);
     std::cout << "resumed from " << options.resume << " at epoch " << state.epoch << ", step "
               << state.step << "\n";
+    if (state.epoch >= options.epochs)
+      std::cout << "nothing left to train: --epochs counts all epochs, resumed ones included "
+                   "(ask for more than "
+                << state.epoch << "); writing the outputs of the checkpoint\n";
   }
 
   std::cout << "VAE " << pixels << "-400-" << options.latent << " on " << options.data << " ("
@@ -302,14 +305,22 @@ int main(int argc, char** argv) {
       "Variational autoencoder on Fashion-MNIST (PyTorch's examples/vae model) with tapegrad"};
   Options o;
   app.add_option("--epochs", o.epochs, "epochs to train (in all, when resuming)")
-      ->capture_default_str();
-  app.add_option("--batch", o.batch, "mini-batch size")->capture_default_str();
+      ->capture_default_str()
+      ->check(examples::non_negative);
+  app.add_option("--batch", o.batch, "mini-batch size")
+      ->capture_default_str()
+      ->check(examples::positive);
   app.add_option("--latent", o.latent, "latent dimensions (2 also plots the latent space)")
-      ->capture_default_str();
-  app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
+      ->capture_default_str()
+      ->check(examples::positive);
+  app.add_option("--lr", o.lr, "Adam learning rate")
+      ->capture_default_str()
+      ->check(examples::positive);
   app.add_option("--seed", o.seed, "random seed (initialisation, shuffling, sampling)")
       ->capture_default_str();
-  app.add_option("--threads", o.threads, "BLAS threads (0: all cores)")->capture_default_str();
+  app.add_option("--threads", o.threads, "BLAS threads (0: all cores)")
+      ->capture_default_str()
+      ->check(examples::non_negative);
   app.add_option("--data", o.data, "folder with MNIST-format files, raw or .gz")
       ->capture_default_str();
   app.add_option("--out", o.out, "output folder")->capture_default_str();
