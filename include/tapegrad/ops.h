@@ -59,7 +59,7 @@ Tensor sum(const Tensor& x, int axis, bool keepdim = false);
 Tensor mean(const Tensor& x);
 Tensor mean(const Tensor& x, int axis, bool keepdim = false);
 Tensor max(const Tensor& x);                                  // ties share the gradient equally
-Tensor max(const Tensor& x, int axis, bool keepdim = false);
+Tensor max(const Tensor& x, int axis, bool keepdim = false);  // like torch.amax: ties share too
 Tensor min(const Tensor& x);
 Tensor min(const Tensor& x, int axis, bool keepdim = false);
 Tensor logsumexp(const Tensor& x);                            // log Σ e^x, with max subtraction
