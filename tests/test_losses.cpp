@@ -183,6 +183,46 @@ TEST_CASE("nll of log_softmax is cross_entropy; nll matches PyTorch", "[losses]"
   REQUIRE_GRADCHECK([l5](const std::vector<Tensor>& in) { return nll(log_softmax(in[0], -1), l5); }, {lp});
 }
 
+TEST_CASE("ignore_index: ignored positions add no loss or gradient; mean skips them (PyTorch)",
+          "[losses]") {
+  // PyTorch 1.13, float64: x = [[2,-1,.5],[.1,3,-2],[1,1,0],[.3,-.2,4]]
+  //   F.cross_entropy(x, [2,-100,1,-100], label_smoothing=0.1)   (ignore_index -100 by default)
+  //   F.nll_loss(F.log_softmax(x, -1), [2,5,1,5], ignore_index=5, reduction=...)
+  const std::vector<double> xv = {2, -1, 0.5, 0.1, 3, -2, 1, 1, 0, 0.3, -0.2, 4};
+  Tensor x = tensor(xv, {4, 3}, DType::f64).set_requires_grad();
+  Tensor loss = cross_entropy(x, index_tensor({2, -100, 1, -100}), 0.1);
+  REQUIRE(loss.item() == Approx(1.318319717).epsilon(1e-9));
+  backward(loss);
+  require_values(x.grad(), {0.3761318506, 0.002889619969, -0.3790214706, 0, 0, 0, 0.1944927325,
+                            -0.2555072675, 0.06101453508, 0, 0, 0},
+                 1e-9);
+  Tensor y = tensor(xv, {4, 3}, DType::f64);
+  Tensor labels = index_tensor({2, 5, 1, 5});
+  require_values(nll(log_softmax(y), labels, Reduction::none, 5), {1.741311297, 0, 0.8619948041, 0},
+                 1e-9);
+  REQUIRE(nll(log_softmax(y), labels, Reduction::sum, 5).item() ==
+          Approx(1.741311297 + 0.8619948041).epsilon(1e-9));
+  REQUIRE(nll(log_softmax(y), labels, Reduction::mean, 5).item() == Approx(1.30165305).epsilon(1e-9));
+  // [N, C, d] logits: F.cross_entropy(z, [[0,-100],[1,1]], label_smoothing=0.15)
+  Tensor z = tensor({2, -1, 0.5, 0.1, 3, -2, 1, 1, 1, 0, 0, 5}, {2, 3, 2}, DType::f64);
+  REQUIRE(cross_entropy(z, index_tensor({0, -100, 1, 1}, {2, 2}), 0.15).item() ==
+          Approx(2.344426242).epsilon(1e-9));
+  // every position ignored: mean is 0/0 = NaN, as in PyTorch; sum is 0
+  REQUIRE(std::isnan(cross_entropy(y, index_tensor({-100, -100, -100, -100})).item()));
+  REQUIRE(cross_entropy(y, index_tensor({-100, -100, -100, -100}), 0.0, Reduction::sum).item() == 0);
+  // an ignored position cannot leak a NaN: its logits may be anything
+  Tensor bad = tensor({1, 2, 3, std::nan(""), 0, 0}, {2, 3}, DType::f64);
+  REQUIRE(cross_entropy(bad, index_tensor({0, -100})).item() ==
+          Approx(cross_entropy(slice(bad, 0, 0, 1), index_tensor({0})).item()));
+  Tensor w = random_input({4, 3}, 17, -2, 2);
+  Tensor partly = index_tensor({2, -100, 0, 1});
+  for (Reduction r : {Reduction::none, Reduction::sum, Reduction::mean})
+    REQUIRE_GRADCHECK([partly, r](const std::vector<Tensor>& in) { return cross_entropy(in[0], partly, 0.1, r); },
+                      {w});
+  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return nll(in[0], index_tensor({7, 0, 7, 2}), Reduction::mean, 7); },
+                    {w});
+}
+
 TEST_CASE("cross_entropy and nll check their labels", "[losses]") {
   require_error([] { cross_entropy(zeros({2, 3}), index_tensor({0, 3})); },
                 {"cross_entropy", "label 3", "[0, 3)"});
@@ -192,7 +232,8 @@ TEST_CASE("cross_entropy and nll check their labels", "[losses]") {
                 {"cross_entropy", "label_smoothing", "1.5"});
   require_error([] { cross_entropy(zeros({2, 3}), zeros({2, 4})); },
                 {"cross_entropy", "[2, 3]", "[2, 4]"});
-  require_error([] { nll(zeros({2, 3}), index_tensor({-1, 0})); }, {"nll", "label -1"});
+  require_error([] { nll(zeros({2, 3}), index_tensor({-1, 0})); },
+                {"nll", "label -1", "[0, 3)", "ignore_index (-100)"});
   require_error([] { nll(zeros({2, 3}), zeros({2})); }, {"nll", "i64"});
 }
 

@@ -10,7 +10,8 @@
 //     input's shape without that axis; `reduction` then reduces those values.
 //   - Class-indexed losses (cross_entropy, nll) follow PyTorch: logits [N, C, ...] or [C], the
 //     class axis is 1 (0 for a single [C] distribution), labels are i64 of the logits' shape
-//     without the class axis.
+//     without the class axis. A label equal to `ignore_index` (default -100, PyTorch's) marks a
+//     position that contributes neither loss nor gradient; mean then averages over the others.
 //   - 0·log 0 = 0: terms with a zero probability contribute 0, and so does their gradient.
 //   - A temperature T divides the logits: softmax(x / T). T must be finite and > 0 (else
 //     tg::Error). A tensor T — one element, or one per distribution (x's shape with `axis` of
@@ -86,12 +87,14 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& targets,
 
 // PyTorch's F.cross_entropy: -Σ_j t'_j·log_softmax(logits)_j per sample, with t' = (1-ε)·t + ε/C
 // and t either class labels (i64, one-hot) or probabilities (floating, the logits' shape; they
-// receive a gradient too). mean averages over samples (N·d1·…), as PyTorch does.
+// receive a gradient too). mean averages over samples (N·d1·…, less the ignored ones), as
+// PyTorch does.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing = 0.0,
-                     Reduction reduction = Reduction::mean);
+                     Reduction reduction = Reduction::mean, int64_t ignore_index = -100);
 
 // Negative log-likelihood -log_probs[label] per sample (PyTorch's F.nll_loss without weights).
-Tensor nll(const Tensor& log_probs, const Tensor& labels, Reduction reduction = Reduction::mean);
+Tensor nll(const Tensor& log_probs, const Tensor& labels, Reduction reduction = Reduction::mean,
+           int64_t ignore_index = -100);
 
 // Squared error (input - target)², reduced. Same shapes.
 Tensor mse(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);

@@ -3,6 +3,7 @@
 // that also reduces; softmax-based ones go through the cross_entropy / kl_logits row kernels.
 // docs/math.md derives every formula.
 #include <cmath>
+#include <vector>
 
 #include "fused_helpers.h"
 
@@ -18,19 +19,55 @@ namespace {
 // The class axis, PyTorch's convention: 1 for [N, C, ...], 0 for a single [C] distribution.
 int class_axis(const Tensor& logits) { return logits.dim() >= 2 ? 1 : 0; }
 
-// Checks class labels against logits: i64, the logits' shape without the class axis, every
-// value in [0, C). Reads the labels on the host once.
-void check_labels(const char* op, const Tensor& logits, const Tensor& labels) {
+// Class labels, checked against the logits, with PyTorch's ignore_index taken out.
+struct ClassLabels {
+  Tensor values;  // the labels, with ignored positions set to class 0 so kernels can index them
+  Tensor keep;    // 1 where a label counts, 0 where it is ignore_index; undefined if none is
+  int64_t kept = 0;
+};
+
+// Checks labels against logits: i64, the logits' shape without the class axis, every value in
+// [0, C) or equal to ignore_index. Reads the labels on the host once.
+ClassLabels check_labels(const char* op, const Tensor& logits, const Tensor& labels,
+                         int64_t ignore_index) {
   check(labels.defined() && labels.dtype() == DType::i64, op,
         "class labels must be an i64 tensor (tg::index_tensor)");
   check(labels.device() == logits.device(), op, "labels are on ", labels.device(), ", logits on ",
         logits.device());
   int axis = class_axis(logits);
+  int64_t classes = logits.shape()[axis];
   Shape expected = detail::reduced_shape(logits.shape(), axis, false);
   check(labels.shape() == expected, op, "labels of shape ", labels.shape(), " do not fit logits ",
         logits.shape(), ": expected labels of shape ", expected, " (the logits without the class axis ",
         axis, ")");
-  detail::check_index_range(op, labels, logits.shape()[axis], "label");
+  Tensor host = labels.to(Device::cpu_device());
+  const int64_t* values = host.data<int64_t>();
+  ClassLabels out{labels, Tensor(), 0};
+  for (int64_t i = 0; i < host.numel(); ++i) {
+    if (values[i] == ignore_index) continue;
+    check(values[i] >= 0 && values[i] < classes, op, "label ", values[i], " at position ", i,
+          " is out of range [0, ", classes, ") and is not ignore_index (", ignore_index, ")");
+    ++out.kept;
+  }
+  if (out.kept == host.numel()) return out;
+  std::vector<int64_t> safe(values, values + host.numel());
+  std::vector<double> keep(safe.size(), 1.0);
+  for (size_t i = 0; i < safe.size(); ++i)
+    if (safe[i] == ignore_index) safe[i] = 0, keep[i] = 0.0;
+  out.values = index_tensor(safe, labels.shape()).to(logits.device());
+  out.keep = tensor(keep, labels.shape(), logits.dtype()).to(logits.device());
+  return out;
+}
+
+// Reduces per-position losses of which some may be ignored: those are zeroed (where, not a
+// product, so an inf or NaN computed at a dummy label cannot leak), and mean divides by the
+// positions that count (0/0 = NaN when none does, as in PyTorch).
+Tensor reduce_kept(const Tensor& loss, const ClassLabels& labels, Reduction reduction,
+                   int64_t batch) {
+  if (!labels.keep.defined()) return detail::reduce_values(loss, reduction, batch);
+  Tensor masked = where(labels.keep, loss, zeros({}, loss.dtype(), loss.device()));
+  if (reduction != Reduction::mean) return detail::reduce_values(masked, reduction, batch);
+  return div(sum(masked), static_cast<double>(labels.kept));
 }
 
 int64_t batch_size(const Tensor& t) { return t.dim() > 1 ? t.shape()[0] : 1; }
@@ -48,7 +85,7 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& targets, Reduction re
 // ℓ = -Σ_j t'_j·log softmax(x)_j, t' = (1-ε)·t + ε/C, t = onehot(label) or given probabilities
 // grad_x = grad·(softmax(x)·Σ t' - t')        grad_t = -grad·(1-ε)·log softmax(x)
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing,
-                     Reduction reduction) {
+                     Reduction reduction, int64_t ignore_index) {
   const char* name = "cross_entropy";
   detail::check_floating(name, logits);
   check(logits.dim() >= 1, name, "expected logits of shape [C] or [N, C, ...], got ", logits.shape());
@@ -56,8 +93,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
         "label_smoothing must lie in [0, 1], got ", label_smoothing);
   check(target.defined(), name, "the target tensor is undefined");
   const bool labels = target.dtype() == DType::i64;
+  ClassLabels checked;
   if (labels) {
-    check_labels(name, logits, target);
+    checked = check_labels(name, logits, target, ignore_index);
   } else {
     detail::check_compatible(name, logits, target);
     detail::check_same_shape(name, logits, target, "logits", "probability target");
@@ -66,14 +104,17 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
   Tensor loss = empty(detail::reduced_shape(logits.shape(), t.axis, false), logits.dtype(),
                       logits.device());
   Tensor stats = empty({t.layout.outer * t.layout.inner * 2}, logits.dtype(), logits.device());
-  const int64_t* label_data = labels ? static_cast<const int64_t*>(target.raw_data()) : nullptr;
+  const Tensor class_target = labels ? checked.values : target;
+  const int64_t* label_data =
+      labels ? static_cast<const int64_t*>(class_target.raw_data()) : nullptr;
   backend_of(logits).cross_entropy(logits.dtype(), logits.raw_data(), label_data,
                                    labels ? nullptr : target.raw_data(), label_smoothing,
                                    loss.raw_data(), stats.raw_data(), t.layout);
   Tensor soft_target = labels ? Tensor() : target;
   if (is_recording(logits, soft_target))
     record(name, loss, {logits, soft_target},
-           [logits, target, labels, label_smoothing, stats, t](const Tensor& grad, Gradients& g) {
+           [logits, target = class_target, labels, label_smoothing, stats, t](const Tensor& grad,
+                                                                              Gradients& g) {
              Tensor grad_logits, grad_target;
              if (g.wants(0)) grad_logits = empty(logits.shape(), logits.dtype(), logits.device());
              if (g.wants(1)) grad_target = empty(target.shape(), target.dtype(), target.device());
@@ -87,16 +128,18 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
              g.add(0, grad_logits);
              g.add(1, grad_target);
            });
-  return detail::reduce_values(loss, reduction, batch_size(logits));
+  return reduce_kept(loss, checked, reduction, batch_size(logits));
 }
 
 // ℓ = -log_probs[label]          grad_log_probs = -grad at the label, 0 elsewhere
-Tensor nll(const Tensor& log_probs, const Tensor& labels, Reduction reduction) {
+Tensor nll(const Tensor& log_probs, const Tensor& class_labels, Reduction reduction,
+           int64_t ignore_index) {
   const char* name = "nll";
   detail::check_floating(name, log_probs);
   check(log_probs.dim() >= 1, name, "expected log-probabilities of shape [C] or [N, C, ...], got ",
         log_probs.shape());
-  check_labels(name, log_probs, labels);
+  ClassLabels checked = check_labels(name, log_probs, class_labels, ignore_index);
+  const Tensor labels = checked.values;
   const int axis = class_axis(log_probs);
   AxisView view(log_probs.shape(), axis);
   Tensor picked = empty(labels.shape(), log_probs.dtype(), log_probs.device());
@@ -116,7 +159,7 @@ Tensor nll(const Tensor& log_probs, const Tensor& labels, Reduction reduction) {
       g.add(0, grad_log_probs);
     });
   }
-  return detail::reduce_values(loss, reduction, batch_size(log_probs));
+  return reduce_kept(loss, checked, reduction, batch_size(log_probs));
 }
 
 // ℓ = (a - b)²                   grad_a = grad·2(a - b) = -grad_b
