@@ -27,7 +27,7 @@ struct ClassLabels {
 };
 
 // Checks labels against logits: i64, the logits' shape without the class axis, every value in
-// [0, C) or equal to ignore_index. Reads the labels on the host once.
+// [0, C) or equal to ignore_index.
 ClassLabels check_labels(const char* op, const Tensor& logits, const Tensor& labels,
                          int64_t ignore_index) {
   check(labels.defined() && labels.dtype() == DType::i64, op,
@@ -35,22 +35,16 @@ ClassLabels check_labels(const char* op, const Tensor& logits, const Tensor& lab
   check(labels.device() == logits.device(), op, "labels are on ", labels.device(), ", logits on ",
         logits.device());
   int axis = class_axis(logits);
-  int64_t classes = logits.shape()[axis];
   Shape expected = detail::reduced_shape(logits.shape(), axis, false);
   check(labels.shape() == expected, op, "labels of shape ", labels.shape(), " do not fit logits ",
         logits.shape(), ": expected labels of shape ", expected, " (the logits without the class axis ",
         axis, ")");
+  int64_t ignored =
+      detail::check_index_range(op, labels, logits.shape()[axis], "label", ignore_index);
+  ClassLabels out{labels, Tensor(), labels.numel() - ignored};
+  if (ignored == 0) return out;
   Tensor host = labels.to(Device::cpu_device());
-  const int64_t* values = host.data<int64_t>();
-  ClassLabels out{labels, Tensor(), 0};
-  for (int64_t i = 0; i < host.numel(); ++i) {
-    if (values[i] == ignore_index) continue;
-    check(values[i] >= 0 && values[i] < classes, op, "label ", values[i], " at position ", i,
-          " is out of range [0, ", classes, ") and is not ignore_index (", ignore_index, ")");
-    ++out.kept;
-  }
-  if (out.kept == host.numel()) return out;
-  std::vector<int64_t> safe(values, values + host.numel());
+  std::vector<int64_t> safe(host.data<int64_t>(), host.data<int64_t>() + host.numel());
   std::vector<double> keep(safe.size(), 1.0);
   for (size_t i = 0; i < safe.size(); ++i)
     if (safe[i] == ignore_index) safe[i] = 0, keep[i] = 0.0;

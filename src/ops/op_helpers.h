@@ -2,6 +2,8 @@
 // produce an op's output. Nothing here records on the tape; the ops do that themselves.
 #pragma once
 
+#include <optional>
+
 #include "tapegrad/backend.h"
 #include "tapegrad/error.h"
 #include "tapegrad/ops.h"
@@ -14,9 +16,11 @@ namespace tg::detail {
 void check_floating(const char* op, const Tensor& x);
 // Throws unless a and b are defined and share dtype and device.
 void check_compatible(const char* op, const Tensor& a, const Tensor& b);
-// Throws unless every value of the i64 tensor `index` lies in [0, limit), reading it on the host
-// once; `what` names a value in the message ("index", "label").
-void check_index_range(const char* op, const Tensor& index, int64_t limit, const char* what);
+// Throws unless every value of the i64 tensor `index` lies in [0, limit) or, when given, equals
+// `ignored` (a loss's ignore_index); reads it on the host once. `what` names a value in the
+// message ("index", "label"). Returns how many values equal `ignored`.
+int64_t check_index_range(const char* op, const Tensor& index, int64_t limit, const char* what,
+                          std::optional<int64_t> ignored = std::nullopt);
 
 // y = op(x; a, b) elementwise, into a new tensor shaped like x.
 Tensor unary_kernel(const char* name, UnaryOp op, const Tensor& x, double a = 0, double b = 0);
