@@ -4,7 +4,9 @@
 #include <limits>
 #include <vector>
 
+#include "../kernels/broadcast_walk.h"
 #include "../kernels/elementwise_math.h"
+#include "../kernels/row_math.h"
 #include "cpu_backend.h"
 #include "vector_math.h"
 
@@ -55,38 +57,7 @@ void CpuBackend::unary(UnaryOp op, DType dtype, const void* x_, void* y_, int64_
 
 namespace {
 
-// A broadcast layout with size-1 dimensions dropped and neighbouring dimensions merged wherever
-// every input walks them as one (stride[d] == stride[d+1] * size[d+1]). Most broadcasts collapse
-// to one or two dimensions, e.g. [N, C] + [C] -> sizes {N, C}, strides a {C, 1}, b {0, 1}.
-struct Walk {
-  int rank = 0;
-  int64_t size[kMaxRank];
-  int64_t stride[BroadcastLayout::kMaxInputs][kMaxRank];
-};
-
-Walk collapse(const BroadcastLayout& layout) {
-  Walk w;
-  for (int d = 0; d < layout.shape.rank(); ++d) {
-    if (layout.shape[d] == 1) continue;
-    bool merge = w.rank > 0;
-    for (int i = 0; i < layout.inputs && merge; ++i)
-      merge = w.stride[i][w.rank - 1] == layout.strides[i][d] * layout.shape[d];
-    if (merge) {
-      w.size[w.rank - 1] *= layout.shape[d];
-      for (int i = 0; i < layout.inputs; ++i) w.stride[i][w.rank - 1] = layout.strides[i][d];
-    } else {
-      w.size[w.rank] = layout.shape[d];
-      for (int i = 0; i < layout.inputs; ++i) w.stride[i][w.rank] = layout.strides[i][d];
-      ++w.rank;
-    }
-  }
-  if (w.rank == 0) {  // a single element
-    w.rank = 1;
-    w.size[0] = 1;
-    for (int i = 0; i < layout.inputs; ++i) w.stride[i][0] = 0;
-  }
-  return w;
-}
+using Walk = k::BroadcastWalk;  // the collapsed layout: src/kernels/broadcast_walk.h
 
 // Calls row(offsets, inner) for every innermost row of the walk, where offsets[i] is where input
 // i's row starts; the row's own strides are w.stride[i][rank-1].
@@ -111,7 +82,7 @@ void for_each_row(const Walk& w, int inputs, Row row) {
 
 template <class T, class F>
 void map_binary(const T* a, const T* b, T* out, const BroadcastLayout& layout, F f) {
-  Walk w = collapse(layout);
+  Walk w = k::collapse_walk(layout);
   int last = w.rank - 1;
   int64_t sa = w.stride[0][last], sb = w.stride[1][last];
   for_each_row(w, 2, [&](const int64_t* offsets, int64_t out_offset, int64_t inner) {
@@ -173,7 +144,7 @@ void CpuBackend::where(DType dtype, const void* condition_, const void* a_, cons
     const T* a = static_cast<const T*>(a_);
     const T* b = static_cast<const T*>(b_);
     T* out = static_cast<T*>(out_);
-    Walk w = collapse(layout);
+    Walk w = k::collapse_walk(layout);
     int last = w.rank - 1;
     int64_t sc = w.stride[0][last], sa = w.stride[1][last], sb = w.stride[2][last];
     for_each_row(w, 3, [&](const int64_t* offsets, int64_t out_offset, int64_t inner) {
@@ -190,23 +161,24 @@ void CpuBackend::where(DType dtype, const void* condition_, const void* a_, cons
 
 namespace {
 
-// Sums accumulate in double: float sums over a whole dataset would otherwise lose digits.
+// Sums accumulate in double (k::SumType): float sums over a whole dataset would otherwise lose
+// digits.
 template <class T>
 void reduce_sum(const T* x, T* out, int64_t outer, int64_t n, int64_t inner, double scale) {
   if (inner == 1) {
     for (int64_t o = 0; o < outer; ++o) {
       const T* row = x + o * n;
-      double total = 0;
+      k::SumType total = 0;
 #pragma omp simd reduction(+ : total)
       for (int64_t j = 0; j < n; ++j) total += row[j];
       out[o] = static_cast<T>(total * scale);
     }
     return;
   }
-  std::vector<double> totals(inner);
+  std::vector<k::SumType> totals(inner);
   for (int64_t o = 0; o < outer; ++o) {
     std::fill(totals.begin(), totals.end(), 0.0);
-    double* t = totals.data();
+    k::SumType* t = totals.data();
     for (int64_t j = 0; j < n; ++j) {
       const T* row = x + (o * n + j) * inner;
 #pragma omp simd
@@ -231,8 +203,8 @@ void reduce_extreme(const T* x, T* out, int64_t outer, int64_t n, int64_t inner,
   }
 }
 
-// log Σ e^x = m + log Σ e^(x - m) with m = max x, so nothing overflows. A row that is all -inf
-// gives -inf (log 0); a row containing +inf gives +inf.
+// log Σ e^x = m + log Σ e^(x - m) with m = max x, so nothing overflows; the special values
+// (NaN, +inf, an all -inf axis) follow k::finish_logsumexp.
 template <class T>
 void reduce_logsumexp(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
   reduce_extreme(x, out, outer, n, inner, -std::numeric_limits<T>::infinity(), k::Maximum{});
@@ -242,34 +214,36 @@ void reduce_logsumexp(const T* x, T* out, int64_t outer, int64_t n, int64_t inne
     std::fill(totals.begin(), totals.end(), T(0));
     for (int64_t j = 0; j < n; ++j) {
       const T* row = x + (o * n + j) * inner;
-      if (inner == 1) {
-        totals[0] += std::exp(row[0] - m[0]);
-        continue;
-      }
       T* t = totals.data();
 #pragma omp simd
       for (int64_t i = 0; i < inner; ++i) t[i] += std::exp(row[i] - m[i]);
     }
-    for (int64_t i = 0; i < inner; ++i)
-      if (std::isfinite(m[i])) m[i] += std::log(totals[i]);
+    // Where m is not finite the total is NaN or meaningless, and finish_logsumexp ignores it.
+    for (int64_t i = 0; i < inner; ++i) m[i] = k::finish_logsumexp<T>({m[i], totals[i]});
   }
 }
 
-// The contiguous-row case of logsumexp, vectorised: the common softmax-like use.
+// Contiguous rows are summed in chunks that stay in L1, merged with k::merge_logsumexp (the
+// form the CUDA kernels use for their parts of a row).
+constexpr int64_t kLogSumExpChunk = 1024;
+
 template <class T>
 void reduce_logsumexp_rows(const T* x, T* out, int64_t rows, int64_t n) {
   for (int64_t r = 0; r < rows; ++r) {
     const T* row = x + r * n;
-    T m = -std::numeric_limits<T>::infinity();
-    for (int64_t j = 0; j < n; ++j) m = k::Maximum{}(row[j], m);
-    if (!std::isfinite(m)) {
-      out[r] = m;
-      continue;
-    }
-    T total = 0;
+    k::LogSumExpPartial<T> whole = k::empty_logsumexp_partial<T>();
+    for (int64_t start = 0; start < n; start += kLogSumExpChunk) {
+      const int64_t end = std::min(start + kLogSumExpChunk, n);
+      T m = -std::numeric_limits<T>::infinity();
+      for (int64_t j = start; j < end; ++j) m = k::Maximum{}(row[j], m);
+      T total = 0;
+      if (k::is_finite_value(m)) {
 #pragma omp simd reduction(+ : total)
-    for (int64_t j = 0; j < n; ++j) total += std::exp(row[j] - m);
-    out[r] = m + std::log(total);
+        for (int64_t j = start; j < end; ++j) total += std::exp(row[j] - m);
+      }
+      whole = k::merge_logsumexp(whole, {m, total});
+    }
+    out[r] = k::finish_logsumexp(whole);
   }
 }
 
@@ -285,7 +259,7 @@ void CpuBackend::reduce(ReduceOp op, DType dtype, const void* x_, void* out_, in
     switch (op) {
       case ReduceOp::sum: return reduce_sum(x, out, outer, n, inner, 1.0);
       case ReduceOp::mean:
-        return reduce_sum(x, out, outer, n, inner, n ? 1.0 / n : std::nan(""));
+        return reduce_sum(x, out, outer, n, inner, k::mean_scale(n));
       case ReduceOp::max: return reduce_extreme(x, out, outer, n, inner, -inf, k::Maximum{});
       case ReduceOp::min: return reduce_extreme(x, out, outer, n, inner, inf, k::Minimum{});
       case ReduceOp::logsumexp:
@@ -302,11 +276,13 @@ void CpuBackend::argmax(DType dtype, const void* x_, int64_t* out, int64_t outer
     const T* x = static_cast<const T*>(x_);
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < inner; ++i) {
+        // A left-to-right scan with the shared rule (k::argmax_prefers): the first largest,
+        // and the first NaN once one is seen.
         int64_t best = 0;
         T best_value = x[o * n * inner + i];
         for (int64_t j = 1; j < n && best_value == best_value; ++j) {
           T v = x[(o * n + j) * inner + i];
-          if (v > best_value || v != v) {
+          if (k::argmax_prefers(v, j, best_value, best)) {
             best = j;
             best_value = v;
           }

@@ -1,9 +1,10 @@
 // src/cpu/cpu_fused.cpp — the fused primitives of functional.h on the CPU: loops around the
-// shared per-element math of src/kernels/fused_math.h.
+// shared per-element math of src/kernels/fused_math.h and the row rules of src/kernels/row_math.h.
 //
 // Pointwise kernels are one pass (`#pragma omp simd`, exp/log through libmvec). Softmax-family
-// kernels walk one distribution (row) at a time: a max pass, a Σ e^x pass and a write pass; a
-// row stays in L1 between the passes, so each reads its input from memory once. Contiguous rows
+// kernels walk one distribution (row) at a time: a max pass and a Σ e^x pass per chunk of the row
+// (the chunks' statistics merged by the shared rule), then a write pass; a chunk stays in L1
+// between its passes. Contiguous rows
 // shorter than a vector register go through blocks of rows instead (see "short rows"), and
 // distributions along a non-last axis through strided loops.
 #include <cmath>
@@ -134,70 +135,57 @@ void for_each_distribution(const Backend::SoftmaxLayout& layout, Row row) {
     for (int64_t i = 0; i < inner; ++i) row(o * n * inner + i, inner, o * inner + i);
 }
 
-// 1/T of distribution d.
+// 1/T of distribution d (k::inverse_temperature).
 template <class T>
 T inverse_temperature(const Backend::SoftmaxLayout& layout, int64_t d) {
-  if (!layout.temperatures) return static_cast<T>(1.0 / layout.temperature);
-  const T* t = static_cast<const T*>(layout.temperatures);
-  return T(1) / t[layout.single_temperature ? 0 : d];
+  return k::inverse_temperature(layout.temperature, static_cast<const T*>(layout.temperatures),
+                                layout.single_temperature, d);
 }
 
-// m = max_j x_j and log s, s = Σ_j e^((x_j - m)/T). A row of all -inf is the zero distribution:
-// m = 0 and log s = +inf, so every (x_j - m)/T - log s is -inf, and every probability 0.
-template <class T>
-struct RowStats {
-  T max, log_sum;
-};
+using k::RowStats;
 
-template <class T>
-RowStats<T> nan_stats() {
-  return {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::quiet_NaN()};
-}
-
-// Whether every element is -inf (rather than NaN, which the max passes skip over).
-template <class T, class S>
-bool all_minus_inf(const T* x, int64_t n, S stride) {
-  for (int64_t j = 0; j < n; ++j)
-    if (!(x[j * stride] == -std::numeric_limits<T>::infinity())) return false;
-  return true;
-}
+// The statistics of a row (k::RowStats: shift and log Σ, with the rules for all -inf and NaN
+// rows), gathered one chunk at a time: each chunk's max and Σ while it is in L1, then merged into
+// the row's with k::merge_row_partials, the same merge the CUDA kernels use between threads.
+constexpr int64_t kRowChunk = 1024;
 
 template <class T, class S>
 RowStats<T> row_stats(const T* x, int64_t n, S stride, T inv_t) {
-  constexpr T inf = std::numeric_limits<T>::infinity();
-  T m = -inf;
+  k::RowPartial<T> whole = k::empty_row_partial<T>();
+  for (int64_t start = 0; start < n; start += kRowChunk) {
+    const int64_t end = start + kRowChunk < n ? start + kRowChunk : n;
+    T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
-  for (int64_t j = 0; j < n; ++j) m = x[j * stride] > m ? x[j * stride] : m;
-  if (m == -inf) return all_minus_inf(x, n, stride) ? RowStats<T>{T(0), inf} : nan_stats<T>();
-  T s = 0;
+    for (int64_t j = start; j < end; ++j) m = k::row_max(m, x[j * stride]);
+    const T shift = k::row_shift(m);
+    T s = 0;
 #pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < n; ++j) s += std::exp(k::shifted(x[j * stride], m, inv_t));
-  return {m, std::log(s)};
+    for (int64_t j = start; j < end; ++j) s += std::exp(k::shifted(x[j * stride], shift, inv_t));
+    whole = k::merge_row_partials(whole, {m, s}, inv_t);
+  }
+  return k::finish_row_stats(whole);
 }
 
-// The loss of one row from its stats: -[(1-ε)·log p_label + (ε/n)·Σ_j log p_j] for a label
-// (the Σ only when ε > 0: a -inf logit would otherwise turn 0·(-inf) into NaN), or
-// -Σ_j t'_j·log p_j for probabilities (terms with t'_j = 0 are 0).
+// The loss of one row from its stats (k::label_cross_entropy for a label, Σ of
+// k::weighted_log_probability for probabilities; the Σ log p_j of a label's smoothing term only
+// when ε > 0).
 template <class T, class S>
 T cross_entropy_row(const T* x, S stride, int64_t n, int64_t label, const T* t, T smoothing,
                     T inv_n, T inv_t, RowStats<T> st) {
   if (!t) {
-    T picked = k::shifted(x[label * stride], st.max, inv_t) - st.log_sum;
-    T value = -(T(1) - smoothing) * picked;
+    T picked = k::log_probability(x[label * stride], st, inv_t);
+    T sum = 0;
     if (smoothing > T(0)) {
-      T sum = 0;
 #pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < n; ++j) sum += k::shifted(x[j * stride], st.max, inv_t) - st.log_sum;
-      value -= smoothing * inv_n * sum;
+      for (int64_t j = 0; j < n; ++j) sum += k::log_probability(x[j * stride], st, inv_t);
     }
-    return value;
+    return k::label_cross_entropy(picked, sum, smoothing, inv_n);
   }
   T sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n; ++j) {
     T weight = k::smoothed_target(t[j * stride], smoothing, inv_n);
-    T term = weight * (k::shifted(x[j * stride], st.max, inv_t) - st.log_sum);
-    sum += weight != T(0) ? term : T(0);
+    sum += k::weighted_log_probability(weight, k::log_probability(x[j * stride], st, inv_t));
   }
   return -sum;
 }
@@ -234,23 +222,21 @@ void exp_in_place(T* v, int64_t count) {
 template <class T>
 void block_row_stats(const T* x, int64_t first, int64_t rows, const Backend::SoftmaxLayout& layout,
                      T* e, RowStats<T>* stats) {
-  constexpr T inf = std::numeric_limits<T>::infinity();
   const int64_t n = layout.n;
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * n;
     const T inv_t = inverse_temperature<T>(layout, first + r);
-    T m = -inf;
-    for (int64_t j = 0; j < n; ++j) m = xr[j] > m ? xr[j] : m;
-    // all -inf: every shift is -inf, e = 0, Σ = 0 (a NaN row gets NaN stats instead)
-    if (m == -inf) m = all_minus_inf(xr, n, Contiguous{}) ? T(0) : std::numeric_limits<T>::quiet_NaN();
-    for (int64_t j = 0; j < n; ++j) e[r * n + j] = k::shifted(xr[j], m, inv_t);
+    T m = -std::numeric_limits<T>::infinity();
+    for (int64_t j = 0; j < n; ++j) m = k::row_max(m, xr[j]);
+    const T shift = k::row_shift(m);  // 0 for an all -inf row: every e is then 0
+    for (int64_t j = 0; j < n; ++j) e[r * n + j] = k::shifted(xr[j], shift, inv_t);
     stats[r].max = m;
   }
   exp_in_place(e, rows * n);
   for (int64_t r = 0; r < rows; ++r) {
     T s = 0;
     for (int64_t j = 0; j < n; ++j) s += e[r * n + j];
-    stats[r].log_sum = s == T(0) ? inf : std::log(s);  // the zero distribution: see RowStats
+    stats[r] = k::finish_row_stats<T>({stats[r].max, s});
   }
 }
 
@@ -261,8 +247,7 @@ void block_log_probs(const T* x, int64_t first, int64_t rows, const Backend::Sof
   const int64_t n = layout.n;
   for (int64_t r = 0; r < rows; ++r) {
     const T inv_t = inverse_temperature<T>(layout, first + r);
-    for (int64_t j = 0; j < n; ++j)
-      out[r * n + j] = k::shifted(x[r * n + j], stats[r].max, inv_t) - stats[r].log_sum;
+    for (int64_t j = 0; j < n; ++j) out[r * n + j] = k::log_probability(x[r * n + j], stats[r], inv_t);
   }
 }
 
@@ -310,7 +295,7 @@ void kl_logits_short(const T* p_logits, const T* q_logits, T* kl, T* stats,
   const int64_t n = layout.n;
   T log_p[kBlockElements], log_q[kBlockElements], p[kBlockElements];
   RowStats<T> sp[kBlockElements], sq[kBlockElements];
-  const T log_n = static_cast<T>(std::log(static_cast<double>(n)));
+  const RowStats<T> uniform = k::uniform_row_stats<T>(n);
   for_each_row_block(layout, [&](int64_t first, int64_t rows) {
     const T* a = p_logits + first * n;
     block_row_stats(a, first, rows, layout, p, sp);
@@ -320,8 +305,8 @@ void kl_logits_short(const T* p_logits, const T* q_logits, T* kl, T* stats,
       block_row_stats(b, first, rows, layout, log_q, sq);
       block_log_probs(b, first, rows, layout, sq, log_q);
     } else {
-      for (int64_t r = 0; r < rows; ++r) sq[r] = {T(0), log_n};
-      for (int64_t i = 0; i < rows * n; ++i) log_q[i] = -log_n;
+      for (int64_t r = 0; r < rows; ++r) sq[r] = uniform;
+      for (int64_t i = 0; i < rows * n; ++i) log_q[i] = -uniform.log_sum;
     }
     for (int64_t i = 0; i < rows * n; ++i) p[i] = log_p[i];
     exp_in_place(p, rows * n);
@@ -420,10 +405,10 @@ void cross_entropy_backward_short(const T* grad_loss, const T* logits, const int
       if (grad_logits) {
         T* gx = grad_logits + d * n;
         if (labels) {
-          const T off = k::smoothed_target(T(0), smoothing, inv_n);
+          const int64_t label = labels[d];
           for (int64_t j = 0; j < n; ++j)
-            gx[j] = g * inv_t * k::cross_entropy_grad(p[r * n + j], off, T(1));
-          gx[labels[d]] -= g * inv_t * (T(1) - smoothing);
+            gx[j] = g * inv_t *
+                    k::cross_entropy_grad(p[r * n + j], k::label_target(j == label, smoothing, inv_n), T(1));
         } else {
           T target_sum = 0;
           for (int64_t j = 0; j < n; ++j) target_sum += k::smoothed_target(t[j], smoothing, inv_n);
@@ -454,28 +439,23 @@ void softmax_rows(Backend::SoftmaxKind kind, const T* x, T* y,
     if (kind == Backend::SoftmaxKind::log_softmax) {
       RowStats<T> st = row_stats(xr, n, stride, inv_t);
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j)
-        yr[j * stride] = k::shifted(xr[j * stride], st.max, inv_t) - st.log_sum;
+      for (int64_t j = 0; j < n; ++j) yr[j * stride] = k::log_probability(xr[j * stride], st, inv_t);
       return;
     }
-    // softmax: keep each e^((x - m)/T) in y, then scale by 1/Σ (one exp per element).
-    constexpr T inf = std::numeric_limits<T>::infinity();
-    T m = -inf;
+    // softmax: keep each e^((x - m)/T) in y, then scale by 1/Σ (one exp per element). The whole
+    // row is one part here (k::row_shift and k::inverse_row_sum give the special rows).
+    T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
-    for (int64_t j = 0; j < n; ++j) m = xr[j * stride] > m ? xr[j * stride] : m;
-    if (m == -inf) {  // all -inf: the zero distribution, not NaN (a NaN row stays NaN)
-      const T fill = all_minus_inf(xr, n, stride) ? T(0) : std::numeric_limits<T>::quiet_NaN();
-      for (int64_t j = 0; j < n; ++j) yr[j * stride] = fill;
-      return;
-    }
+    for (int64_t j = 0; j < n; ++j) m = k::row_max(m, xr[j * stride]);
+    const T shift = k::row_shift(m);
     T s = 0;
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < n; ++j) {
-      T e = std::exp(k::shifted(xr[j * stride], m, inv_t));
+      T e = std::exp(k::shifted(xr[j * stride], shift, inv_t));
       yr[j * stride] = e;
       s += e;
     }
-    const T r = T(1) / s;
+    const T r = k::inverse_row_sum(s);
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) yr[j * stride] *= r;
   });
@@ -522,22 +502,22 @@ void kl_logits_rows(const T* p_logits, const T* q_logits, T* kl, T* stats,
     const T* a = p_logits + offset;
     const T inv_t = inverse_temperature<T>(layout, d);
     RowStats<T> sp = row_stats(a, n, stride, inv_t);
-    RowStats<T> sq = {T(0), static_cast<T>(std::log(static_cast<double>(n)))};
+    RowStats<T> sq = k::uniform_row_stats<T>(n);
     T total = 0;
     if (q_logits) {
       const T* b = q_logits + offset;
       sq = row_stats(b, n, stride, inv_t);
 #pragma omp simd reduction(+ : total)
       for (int64_t j = 0; j < n; ++j) {
-        T log_p = k::shifted(a[j * stride], sp.max, inv_t) - sp.log_sum;
-        T log_q = k::shifted(b[j * stride], sq.max, inv_t) - sq.log_sum;
+        T log_p = k::log_probability(a[j * stride], sp, inv_t);
+        T log_q = k::log_probability(b[j * stride], sq, inv_t);
         total += k::p_log_ratio(std::exp(log_p), log_p, log_q);
       }
     } else {
       const T log_q = -sq.log_sum;
 #pragma omp simd reduction(+ : total)
       for (int64_t j = 0; j < n; ++j) {
-        T log_p = k::shifted(a[j * stride], sp.max, inv_t) - sp.log_sum;
+        T log_p = k::log_probability(a[j * stride], sp, inv_t);
         total += k::p_log_ratio(std::exp(log_p), log_p, log_q);
       }
     }
@@ -560,22 +540,22 @@ void kl_logits_backward_rows(const T* grad_kl, const T* p_logits, const T* q_log
     const T inv_t = inverse_temperature<T>(layout, d);
     const T g = grad_kl[d], divergence = kl[d];
     const T* s = stats + 4 * d;
-    const T max_p = s[0], log_sum_p = s[1], max_q = s[2], log_sum_q = s[3];
+    const RowStats<T> sp = {s[0], s[1]}, sq = {s[2], s[3]};
     if (grad_p) {
       T* gp = grad_p + offset;
       if (b) {
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) {
-          T log_p = k::shifted(a[j * stride], max_p, inv_t) - log_sum_p;
-          T log_q = k::shifted(b[j * stride], max_q, inv_t) - log_sum_q;
+          T log_p = k::log_probability(a[j * stride], sp, inv_t);
+          T log_q = k::log_probability(b[j * stride], sq, inv_t);
           gp[j * stride] = g * k::kl_logits_grad_p(std::exp(log_p), log_p, log_q, divergence, inv_t);
         }
       } else {
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) {
-          T log_p = k::shifted(a[j * stride], max_p, inv_t) - log_sum_p;
+          T log_p = k::log_probability(a[j * stride], sp, inv_t);
           gp[j * stride] =
-              g * k::kl_logits_grad_p(std::exp(log_p), log_p, -log_sum_q, divergence, inv_t);
+              g * k::kl_logits_grad_p(std::exp(log_p), log_p, -sq.log_sum, divergence, inv_t);
         }
       }
     }
@@ -583,8 +563,8 @@ void kl_logits_backward_rows(const T* grad_kl, const T* p_logits, const T* q_log
       T* gq = grad_q + offset;
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) {
-        T p = std::exp(k::shifted(a[j * stride], max_p, inv_t) - log_sum_p);
-        T q = std::exp(k::shifted(b[j * stride], max_q, inv_t) - log_sum_q);
+        T p = std::exp(k::log_probability(a[j * stride], sp, inv_t));
+        T q = std::exp(k::log_probability(b[j * stride], sq, inv_t));
         gq[j * stride] = g * k::kl_logits_grad_q(p, q, inv_t);
       }
     }
@@ -624,18 +604,18 @@ void cross_entropy_backward_rows(const T* grad_loss, const T* logits, const int6
   for_each_distribution(layout, [&](int64_t offset, auto stride, int64_t d) {
     const T* x = logits + offset;
     const T inv_t = inverse_temperature<T>(layout, d);
-    const T g = grad_loss[d], max = stats[2 * d], log_sum = stats[2 * d + 1];
+    const T g = grad_loss[d];
+    const RowStats<T> st = {stats[2 * d], stats[2 * d + 1]};
     if (grad_logits) {
       T* gx = grad_logits + offset;
       if (labels) {
         const int64_t label = labels[d];
-        const T off = k::smoothed_target(T(0), smoothing, inv_n);
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) {
-          T p = std::exp(k::shifted(x[j * stride], max, inv_t) - log_sum);
-          gx[j * stride] = g * inv_t * k::cross_entropy_grad(p, off, T(1));
+          T p = std::exp(k::log_probability(x[j * stride], st, inv_t));
+          gx[j * stride] =
+              g * inv_t * k::cross_entropy_grad(p, k::label_target(j == label, smoothing, inv_n), T(1));
         }
-        gx[label * stride] -= g * inv_t * (T(1) - smoothing);
       } else {
         const T* t = target + offset;
         T target_sum = 0;
@@ -644,7 +624,7 @@ void cross_entropy_backward_rows(const T* grad_loss, const T* logits, const int6
           target_sum += k::smoothed_target(t[j * stride], smoothing, inv_n);
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) {
-          T p = std::exp(k::shifted(x[j * stride], max, inv_t) - log_sum);
+          T p = std::exp(k::log_probability(x[j * stride], st, inv_t));
           T weight = k::smoothed_target(t[j * stride], smoothing, inv_n);
           gx[j * stride] = g * inv_t * k::cross_entropy_grad(p, weight, target_sum);
         }
@@ -654,7 +634,7 @@ void cross_entropy_backward_rows(const T* grad_loss, const T* logits, const int6
       T* gt = grad_target + offset;
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j)
-        gt[j * stride] = -g * (T(1) - smoothing) * (k::shifted(x[j * stride], max, inv_t) - log_sum);
+        gt[j * stride] = -g * (T(1) - smoothing) * k::log_probability(x[j * stride], st, inv_t);
     }
   });
 }

@@ -15,9 +15,8 @@ void CpuBackend::fill_random(RandomDistribution distribution, DType dtype, void*
     for (int64_t start = 0; start < n; start += per_block) {
       kernels::PhiloxBlock block = kernels::philox_block(seed, stream, offset + start / per_block);
       for (int lane = 0; lane < per_block && start + lane < n; ++lane) {
-        T sample = distribution == RandomDistribution::uniform
-                       ? ta + (tb - ta) * kernels::block_uniform<T>(block, lane)
-                       : ta + tb * kernels::block_normal<T>(block, lane);
+        T sample = kernels::random_sample(distribution == RandomDistribution::normal, block, lane,
+                                          ta, tb);
         out[start + lane] = sample;
       }
     }

@@ -11,6 +11,7 @@
 #include "../kernels/fused_math.h"
 #include "../kernels/optimizer_math.h"
 #include "../kernels/philox.h"
+#include "../kernels/row_math.h"
 
 namespace tg::kernels {
 
@@ -54,11 +55,29 @@ template <class T>
 __global__ void softmax_steps_kernel(const T* x, T* out, int64_t n, T max, T inv_t, T stat) {
   int64_t i = thread_index();
   if (i >= n) return;
+  RowStats<T> stats = {max, stat};
   out[i] = shifted(x[i], max, inv_t) + softmax_grad(x[i], out[i], stat, inv_t) +
            log_softmax_grad(x[i], out[i], stat, inv_t) +
            kl_logits_grad_p(x[i], out[i], stat, stat, inv_t) + kl_logits_grad_q(x[i], stat, inv_t) +
            cross_entropy_grad(x[i], smoothed_target(out[i], stat, inv_t), stat) +
-           p_log_ratio(x[i], out[i], stat);
+           p_log_ratio(x[i], out[i], stat) + log_probability(x[i], stats, inv_t) +
+           label_target(i == 3, stat, inv_t) + weighted_log_probability(x[i], stat) +
+           label_cross_entropy(x[i], stat, max, inv_t) +
+           inverse_temperature<T>(2.0, x, i == 1, i) + uniform_row_stats<T>(n).log_sum;
+}
+
+// ---------------------------------------------------------------- row rules (row_math.h)
+template <class T>
+__global__ void row_rules_kernel(const T* x, T* out, int64_t* index, int64_t n, T inv_t) {
+  int64_t i = thread_index();
+  if (i >= n) return;
+  RowPartial<T> part = merge_row_partials(empty_row_partial<T>(), {row_max(x[0], x[i]), x[i]}, inv_t);
+  RowStats<T> stats = finish_row_stats(part);
+  LogSumExpPartial<T> lse = merge_logsumexp(empty_logsumexp_partial<T>(), {x[i], T(1)});
+  ArgBest<T> best = merge_arg_best(empty_arg_best<T>(), {x[i], i});
+  out[i] = stats.max + stats.log_sum + inverse_row_sum(x[i]) + finish_logsumexp(lse) +
+           T(mean_scale(n));
+  index[i] = best.index;
 }
 
 // ---------------------------------------------------------------- optimizers
@@ -79,7 +98,7 @@ __global__ void random_kernel(T* out, int64_t n, uint64_t seed, uint64_t stream,
   constexpr int per_block = samples_per_block<T>();
   if (i >= n) return;
   PhiloxBlock block = philox_block(seed, stream, offset + i / per_block);
-  out[i] = block_uniform<T>(block, int(i % per_block)) + block_normal<T>(block, int(i % per_block));
+  out[i] = random_sample<T>(i % 2 == 0, block, int(i % per_block), T(1), T(2));
 }
 
 template <class From, class To>
@@ -106,6 +125,7 @@ void instantiate_all() {
                     SquaredError, EntropyTerm, JsDivergenceTerm, TotalVariationTerm, PpoClip,
                     Reparameterize>();
   (void)&softmax_steps_kernel<T>;
+  (void)&row_rules_kernel<T>;
   (void)&optimizer_kernel<T>;
   (void)&random_kernel<T>;
   (void)&convert_kernel<T, int64_t>;

@@ -18,6 +18,10 @@
 
 namespace tg::kernels {
 
+// ±inf and NaN for host and device code alike (std::numeric_limits is host-only under nvcc).
+template <class T> TG_HOST_DEVICE constexpr T infinity() { return T(__builtin_huge_val()); }
+template <class T> TG_HOST_DEVICE constexpr T quiet_nan() { return T(__builtin_nan("")); }
+
 using std::abs;
 using std::exp;
 using std::log;

@@ -18,6 +18,7 @@
 #include <cmath>
 
 #include "elementwise_math.h"
+#include "row_math.h"
 
 namespace tg::kernels {
 
@@ -223,12 +224,30 @@ struct Reparameterize {
 
 // ---------------------------------------------------------------- softmax rows
 // A row is one distribution x_0..x_{n-1}, divided by its temperature T (inv_t = 1/T). Every row
-// algorithm first finds m = max_j x_j and s = Σ_j e^((x_j - m)/T); then, with log s:
+// algorithm first finds m = max_j x_j and s = Σ_j e^((x_j - m)/T) (row_math.h says how parts of a
+// row combine and what the special rows give); then, with log s:
 //   log_softmax_j = (x_j - m)/T - log s        softmax_j = e^((x_j - m)/T) / s
 // Working with x_j - m (never x_j/T - lse) keeps float32 exact for logits of 1e4 at T = 0.05.
 
-// (x - m)/T, the exponent of every softmax-family formula.
-template <class T> TG_HOST_DEVICE inline T shifted(T x, T max, T inv_t) { return (x - max) * inv_t; }
+// 1/T of distribution d: the op's scalar T, or one from a device array of temperatures (one per
+// distribution, or a single one for all).
+template <class T>
+TG_HOST_DEVICE inline T inverse_temperature(double temperature, const T* temperatures,
+                                            bool single_temperature, int64_t d) {
+  if (!temperatures) return static_cast<T>(1.0 / temperature);
+  return T(1) / temperatures[single_temperature ? 0 : d];
+}
+
+// The statistics of the uniform distribution over n classes (KL to uniform, entropy_logits):
+// every log q_j = 0 - log n.
+template <class T> TG_HOST_DEVICE inline RowStats<T> uniform_row_stats(int64_t n) {
+  return {T(0), static_cast<T>(log(static_cast<double>(n)))};
+}
+
+// log p_j from a row's statistics.
+template <class T> TG_HOST_DEVICE inline T log_probability(T x, RowStats<T> stats, T inv_t) {
+  return shifted(x, stats.max, inv_t) - stats.log_sum;
+}
 
 // math.md §softmax: grad_x = y·(grad_y - Σ grad_y·y)/T, with dot = Σ_j grad_y_j·y_j.
 template <class T> TG_HOST_DEVICE inline T softmax_grad(T grad_y, T y, T dot, T inv_t) {
@@ -250,6 +269,24 @@ template <class T> TG_HOST_DEVICE inline T kl_logits_grad_q(T p, T q, T inv_t) {
 // math.md §cross_entropy: the smoothed target of class j, t'_j = (1-ε)·t_j + ε/n.
 template <class T> TG_HOST_DEVICE inline T smoothed_target(T target, T smoothing, T inv_n) {
   return (T(1) - smoothing) * target + smoothing * inv_n;
+}
+// The smoothed target of class j against a class label: t'_j = (1-ε)·[j = label] + ε/n.
+template <class T> TG_HOST_DEVICE inline T label_target(bool is_label, T smoothing, T inv_n) {
+  return smoothed_target(is_label ? T(1) : T(0), smoothing, inv_n);
+}
+// One term t'_j·log p_j of the cross-entropy against probabilities: 0 where t'_j = 0, so that a
+// class with probability 0 (log p_j = -inf) adds nothing instead of 0·(-inf) = NaN.
+template <class T> TG_HOST_DEVICE inline T weighted_log_probability(T weight, T log_p) {
+  T term = weight * log_p;
+  return weight != T(0) ? term : T(0);
+}
+// The loss of a row against a class label, from log p_label and Σ_j log p_j:
+// -(1-ε)·log p_label - (ε/n)·Σ_j log p_j. The Σ counts only when ε > 0: a -inf logit elsewhere
+// would otherwise turn 0·(-inf) into NaN.
+template <class T>
+TG_HOST_DEVICE inline T label_cross_entropy(T log_p_label, T sum_log_p, T smoothing, T inv_n) {
+  T value = -(T(1) - smoothing) * log_p_label;
+  return smoothing > T(0) ? value - smoothing * inv_n * sum_log_p : value;
 }
 // ∂CE/∂logits_j = softmax_j·Σ t' - t'_j.
 template <class T> TG_HOST_DEVICE inline T cross_entropy_grad(T softmax, T target, T target_sum) {

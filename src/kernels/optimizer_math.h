@@ -1,6 +1,6 @@
 // src/kernels/optimizer_math.h — the per-element math of the fused optimizer updates.
 //
-// Shared by the CPU loops (src/cpu/cpu_optim.cpp) and, later, the CUDA kernels, so both backends
+// Shared by the CPU loops (src/cpu/cpu_optim.cpp) and the CUDA kernels, so both backends
 // update every element with the same formula. The scalars that are the same for every element
 // (bias corrections, step sizes) are computed once on the host and passed in.
 #pragma once
@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "elementwise_math.h"  // TG_HOST_DEVICE
+#include "tapegrad/backend.h"   // AdamStep, SgdStep
 
 namespace tg::kernels {
 
@@ -27,6 +28,25 @@ struct AdamScalars {
   T bias_correction2_sqrt;  // √(1 - β2^t)
   T eps;
 };
+
+// The scalars of one Adam step, computed on the host in double and rounded to T once, the same
+// for every backend.
+template <class T>
+inline AdamScalars<T> adam_scalars(const AdamStep& step) {
+  const double t = static_cast<double>(step.step);
+  AdamScalars<T> s;
+  s.beta1 = static_cast<T>(step.beta1);
+  s.one_minus_beta1 = static_cast<T>(1 - step.beta1);
+  s.beta2 = static_cast<T>(step.beta2);
+  s.one_minus_beta2 = static_cast<T>(1 - step.beta2);
+  s.l2_weight_decay = static_cast<T>(step.decoupled_weight_decay ? 0.0 : step.weight_decay);
+  s.decay_factor =
+      static_cast<T>(step.decoupled_weight_decay ? 1 - step.lr * step.weight_decay : 1.0);
+  s.step_size = static_cast<T>(step.lr / (1 - std::pow(step.beta1, t)));
+  s.bias_correction2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(step.beta2, t)));
+  s.eps = static_cast<T>(step.eps);
+  return s;
+}
 
 template <class T>
 TG_HOST_DEVICE inline void adam_update(T& p, T grad, T& m, T& v, const AdamScalars<T>& s) {
@@ -50,6 +70,18 @@ struct SgdScalars {
   T lr, momentum, one_minus_dampening, weight_decay;
   bool nesterov, first_step;
 };
+
+template <class T>
+inline SgdScalars<T> sgd_scalars(const SgdStep& step) {
+  SgdScalars<T> s;
+  s.lr = static_cast<T>(step.lr);
+  s.momentum = static_cast<T>(step.momentum);
+  s.one_minus_dampening = static_cast<T>(1 - step.dampening);
+  s.weight_decay = static_cast<T>(step.weight_decay);
+  s.nesterov = step.nesterov;
+  s.first_step = step.first_step;
+  return s;
+}
 
 template <class T>
 TG_HOST_DEVICE inline void sgd_update_momentum(T& p, T grad, T& b, const SgdScalars<T>& s) {

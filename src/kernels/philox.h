@@ -83,4 +83,11 @@ TG_HOST_DEVICE inline T block_normal(const PhiloxBlock& b, int lane) {
   return radius * (lane % 2 == 0 ? std::cos(angle) : std::sin(angle));
 }
 
+// Sample `lane` of a block mapped to its distribution: a + (b - a)·U for uniform, a + b·N for
+// normal (Backend::fill_random's parameters).
+template <class T>
+TG_HOST_DEVICE inline T random_sample(bool normal, const PhiloxBlock& block, int lane, T a, T b) {
+  return normal ? a + b * block_normal<T>(block, lane) : a + (b - a) * block_uniform<T>(block, lane);
+}
+
 }  // namespace tg::kernels
