@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "../src/io/files.h"
 #include "file_helpers.h"
 #include "helpers.h"
 
@@ -219,9 +220,10 @@ TEST_CASE("a crash between writing the temporary file and renaming it keeps the 
   REQUIRE(WEXITSTATUS(status) == 0);
   REQUIRE(read_state_dict(path).find("w")->to_vector() == std::vector<double>{1, 2, 3});
   // The complete temporary file was left behind by the crash; it never replaced the target.
-  std::string leftover = path + ".tmp-" + std::to_string(child);
-  REQUIRE(std::filesystem::exists(leftover));
-  REQUIRE(read_state_dict(leftover).find("w")->to_vector() == std::vector<double>{4, 5, 6});
+  std::vector<std::string> leftovers = temporary_files_of(path);
+  REQUIRE(leftovers.size() == 1);
+  REQUIRE(leftovers[0].find(path + ".tmp-" + std::to_string(child) + "-") == 0);
+  REQUIRE(read_state_dict(leftovers[0]).find("w")->to_vector() == std::vector<double>{4, 5, 6});
 
   // An exception at the same point: the target is intact and the temporary file removed.
   std::string temporary;
@@ -234,7 +236,9 @@ TEST_CASE("a crash between writing the temporary file and renaming it keeps the 
   REQUIRE_FALSE(std::filesystem::exists(temporary));
   REQUIRE(read_state_dict(path).find("w")->to_vector() == std::vector<double>{1, 2, 3});
 
-  // And the next save goes through.
+  // And the next save goes through, removing what the crashed writer left.
   write_state_dict(path, new_state);
   REQUIRE(read_state_dict(path).find("w")->to_vector() == std::vector<double>{4, 5, 6});
+  REQUIRE_FALSE(std::filesystem::exists(leftovers[0]));
+  REQUIRE(temporary_files_of(path).empty());
 }

@@ -1,4 +1,8 @@
-// tests/test_image.cpp — PNG round trips, atomic writes, image grids.
+// tests/test_image.cpp — PNG round trips, reading PNGs of every kind libpng knows (interlaced,
+// palette, 16-bit, below 8 bits), atomic writes, size limits, image grids.
+#include <png.h>
+
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,8 +19,9 @@ std::string temp_path(const std::string& name) {
 }
 }  // namespace
 
-TEST_CASE("PNG round trip, gray and RGB", "[image]") {
-  for (int channels : {1, 3}) {
+TEST_CASE("PNG round trip: gray, gray + alpha, RGB, RGBA", "[image]") {
+  for (int channels : {1, 2, 3, 4}) {
+    INFO(channels << " channels");
     Image image(5, 3, channels);
     for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(i * 7);
     std::string path = temp_path("roundtrip.png");
@@ -98,4 +103,110 @@ TEST_CASE("image_grid tiles images with padding and clamps values", "[image]") {
   REQUIRE(*big.pixel(4, 4) == 0);
   require_error([&] { image_grid(images, 1, 2); }, {"image_grid", "3 images", "1x2"});
   require_error([] { image_grid(zeros({4, 4}), 1, 1); }, {"image_grid", "[n, height, width]"});
+}
+
+namespace {
+
+// Writes a PNG with libpng's own writer, in any format: `rows` are the stored bytes of each
+// row (samples packed as the bit depth says, 16-bit big-endian).
+bool write_test_png(const std::string& path, int width, int height, int color_type, int depth,
+                    bool interlaced, const std::vector<std::vector<uint8_t>>& rows,
+                    const std::vector<png_color>& palette = {},
+                    const std::vector<png_byte>& transparency = {}) {
+  FILE* file = std::fopen(path.c_str(), "wb");
+  if (!file) return false;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  std::vector<png_bytep> pointers;
+  for (const auto& row : rows) pointers.push_back(const_cast<png_bytep>(row.data()));
+  volatile bool ok = false;  // set after setjmp
+  if (!setjmp(png_jmpbuf(png))) {
+    png_init_io(png, file);
+    png_set_IHDR(png, info, width, height, depth, color_type,
+                 interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (!palette.empty())
+      png_set_PLTE(png, info, palette.data(), static_cast<int>(palette.size()));
+    if (!transparency.empty())
+      png_set_tRNS(png, info, transparency.data(), static_cast<int>(transparency.size()), nullptr);
+    png_write_info(png, info);
+    if (interlaced) png_set_interlace_handling(png);
+    png_write_image(png, pointers.data());
+    png_write_end(png, nullptr);
+    ok = true;
+  }
+  png_destroy_write_struct(&png, &info);
+  std::fclose(file);
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("read_png reads interlaced, palette, 16-bit and 1-bit PNGs as 8-bit pixels", "[image]") {
+  std::string path = temp_path("kinds.png");
+
+  // Adam7: the 64 pixels of an 8x8 image arrive in seven passes.
+  std::vector<std::vector<uint8_t>> rows(8, std::vector<uint8_t>(8));
+  std::vector<uint8_t> expected;
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 8; ++x) expected.push_back(rows[y][x] = static_cast<uint8_t>(y * 8 + x));
+  REQUIRE(write_test_png(path, 8, 8, PNG_COLOR_TYPE_GRAY, 8, true, rows));
+  Image interlaced = read_png(path);
+  REQUIRE(interlaced.channels == 1);
+  REQUIRE(interlaced.pixels == expected);
+
+  // A palette with a transparent entry: RGBA.
+  std::vector<png_color> palette = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}};
+  REQUIRE(write_test_png(path, 3, 1, PNG_COLOR_TYPE_PALETTE, 8, false, {{2, 0, 1}}, palette,
+                         {255, 0}));
+  Image indexed = read_png(path);
+  REQUIRE(indexed.channels == 4);
+  REQUIRE(indexed.pixels ==
+          std::vector<uint8_t>{0, 0, 255, 255, 255, 0, 0, 255, 0, 255, 0, 0});
+
+  // 16-bit RGB, interlaced too: scaled to 8 bits (v·257 -> v).
+  std::vector<uint8_t> wide = {10, 10, 20, 20, 30, 30, 200, 200, 250, 250, 0, 0};
+  REQUIRE(write_test_png(path, 2, 1, PNG_COLOR_TYPE_RGB, 16, true, {wide}));
+  Image deep = read_png(path);
+  REQUIRE(deep.channels == 3);
+  REQUIRE(deep.pixels == std::vector<uint8_t>{10, 20, 30, 200, 250, 0});
+
+  // 1-bit gray: eight pixels in one byte, expanded to 0 and 255.
+  REQUIRE(write_test_png(path, 8, 1, PNG_COLOR_TYPE_GRAY, 1, false, {{0xA5}}));
+  Image bits = read_png(path);
+  REQUIRE(bits.pixels == std::vector<uint8_t>{255, 0, 255, 0, 0, 255, 0, 255});
+  std::remove(path.c_str());
+}
+
+TEST_CASE("images outside 1 to 4 channels or the size limits are errors, not overflows",
+          "[image]") {
+  require_error([] { Image(2, 2, 5); }, {"image", "1 to 4 channels", "2x2x5"});
+  require_error([] { Image(2, 2, 0); }, {"image", "2x2x0"});
+  require_error([] { Image(1000001, 1, 1); }, {"image", "larger than the limit"});
+  require_error([] { Image(40000, 40000, 1); }, {"image", "40000x40000x1", "1073741824 bytes"});
+  require_error([] { Image(INT_MAX, INT_MAX, 4); }, {"image", "larger than the limit"});
+  // A hand-made Image whose fields disagree with the rules or with its buffer.
+  std::string path = temp_path("bad.png");
+  Image five;
+  five.width = 2, five.height = 2, five.channels = 5;
+  five.pixels.assign(20, 0);
+  require_error([&] { write_png(path, five); }, {"write_png", "1 to 4 channels"});
+  Image two(3, 3, 2);
+  two.pixels.resize(9);  // sized for one channel
+  require_error([&] { write_png(path, two); }, {"write_png", "holds 9 bytes", "3x3x2", "needs 18"});
+  REQUIRE_FALSE(std::filesystem::exists(path));
+}
+
+TEST_CASE("an image_grid too large for an Image is an error naming the grid", "[image]") {
+  Tensor images = zeros({8, 28, 28});
+  // 8 columns of 28·10^7 pixels: 2.2·10^9, past int, once written past its buffer.
+  require_error([&] { image_grid(images, 1, 8, 2, 10000000); },
+                {"image_grid", "1x8 images of 28x28 at scale 10000000", "larger than an Image"});
+  require_error([&] { image_grid(images, 1, INT_MAX, INT_MAX, INT_MAX); },
+                {"image_grid", "more than 2^63"});
+  require_error([&] { image_grid(images, INT_MAX, INT_MAX, 0, 1); }, {"image_grid", "larger"});
+  require_error([&] { image_grid(zeros({1, 0, 3}), 1, 1); }, {"image_grid", "no pixels"});
+  Image big = image_grid(images, 2, 4, 0, 20);  // large, within the limits
+  REQUIRE(big.width == 4 * 560);
+  REQUIRE(big.height == 2 * 560);
 }

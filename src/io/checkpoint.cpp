@@ -1,20 +1,15 @@
 // src/io/checkpoint.cpp — the checkpoint file format (see checkpoint.h) and TrainingState.
 //
-// Writing streams the entries into an AtomicFile while zlib's crc32() (a well-kept
+// Writing streams the entries into an AtomicFile (files.h) while zlib's crc32() (a well-kept
 // implementation, rather than a hand-written table) accumulates the checksum. Reading loads the
 // whole file, checks length and checksum first, then parses with a bounds check on every field,
 // so a damaged file can neither crash the reader nor make it allocate more than the file's size.
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
-#include "atomic_file.h"
+#include "files.h"
 #include "tapegrad/checkpoint.h"
 #include "tapegrad/error.h"
 #include "tapegrad/tape.h"
@@ -147,21 +142,13 @@ void write_state_dict(const std::string& path, const StateDict& state,
   }
   uint32_t crc = out.crc();
   file.write(&crc, sizeof crc);
-  if (before_rename) {
-    check(std::fflush(file.stream()) == 0 && fsync(fileno(file.stream())) == 0,
-          "save_checkpoint", "writing ", file.temporary_path(), " failed: ", std::strerror(errno));
-    before_rename(file.temporary_path());
-  }
-  file.commit();  // flush, fsync, rename over the target
+  file.commit(before_rename);  // flush, fsync, rename over the target
 }
 
 // ---------------------------------------------------------------- reading
 
 StateDict read_state_dict(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("load_checkpoint", path, ": cannot open: ", std::strerror(errno));
-  std::vector<uint8_t> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  check(!in.bad(), "load_checkpoint", path, ": read error");
+  std::vector<uint8_t> data = read_file(path, "load_checkpoint");
 
   size_t magic_bytes = std::min<size_t>(data.size(), 8);
   check(magic_bytes == 0 || std::memcmp(data.data(), kMagic, magic_bytes) == 0, "load_checkpoint",
