@@ -1,6 +1,9 @@
 // tests/test_data.cpp — IDX files (round trips, every kind of damage rejected with a message that
 // names the file), the MNIST-layout loader, and the shuffling mini-batch loader.
 #include <algorithm>
+#include <climits>
+#include <cmath>
+#include <limits>
 #include <set>
 
 #include <zlib.h>
@@ -239,4 +242,37 @@ TEST_CASE("a loader in steady state allocates nothing from the system", "[data]"
   epoch();
   epoch();
   REQUIRE(backend_for(Device::cpu_device()).memory_stats().system_allocations == before);
+}
+
+TEST_CASE("read_idx as i64 refuses values outside the i64 range instead of casting them",
+          "[data]") {
+  TempDir dir;
+  for (double huge : {1e300, 0x1p63, -0x1p64, -1e300}) {
+    INFO(huge);
+    data::write_idx(dir.file("huge.idx"), tensor({1.0, huge}, DType::f64), data::IdxType::f64);
+    require_error([&] { data::read_idx(dir.file("huge.idx"), DType::i64); },
+                  {"read_idx", "huge.idx", "element 1", "outside the i64 range"});
+  }
+  data::write_idx(dir.file("edge.idx"), tensor({-0x1p63, 0x1p62}, DType::f64), data::IdxType::f64);
+  Tensor edge = data::read_idx(dir.file("edge.idx"), DType::i64);
+  REQUIRE(edge.data<int64_t>()[0] == INT64_MIN);
+  REQUIRE(edge.data<int64_t>()[1] == int64_t(1) << 62);
+  // Scaling can push a value out of range too.
+  data::write_idx(dir.file("small.idx"), tensor({3.0}), data::IdxType::i32);
+  require_error([&] { data::read_idx(dir.file("small.idx"), DType::i64, 1e300); },
+                {"outside the i64 range"});
+}
+
+TEST_CASE("a loader whose batch size exceeds the data gives one batch of everything", "[data]") {
+  Tensor inputs = reshape(arange(10), {5, 2});
+  for (int64_t batch_size : {int64_t(5), int64_t(6), INT64_MAX / 2, INT64_MAX}) {
+    INFO(batch_size);
+    data::DataLoader loader(inputs, arange(5, DType::i64), batch_size);
+    REQUIRE(loader.batch_count() == 1);
+    loader.start_epoch();
+    REQUIRE(loader.batch(0).size() == 5);
+    REQUIRE(loader.batch(0).targets.to_vector() == std::vector<double>{0, 1, 2, 3, 4});
+    data::DataLoader dropping(inputs, Tensor(), batch_size, nullptr, true);
+    REQUIRE(dropping.batch_count() == (batch_size == 5 ? 1 : 0));
+  }
 }

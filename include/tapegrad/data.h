@@ -12,11 +12,13 @@
 //   }
 //
 // Every file read is validated (magic, element type, rank, dimensions, length) before its data is
-// trusted; any problem is a tg::Error that names the file and says what is wrong.
+// trusted; any problem is a tg::Error that names the file and says what is wrong. Every file
+// written appears complete or not at all (see checkpoint.h).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tapegrad/random.h"
 #include "tapegrad/tensor.h"

@@ -1,6 +1,7 @@
 // src/io/idx.cpp — IDX files (the MNIST format), raw or gzip-compressed through zlib, and the
 // MNIST-layout dataset loader built on them. Nothing in a file is trusted before it is checked.
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -8,13 +9,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <memory>
+#include <optional>
 #include <vector>
 
 #include "deflate_limit.h"
+#include "files.h"
 #include "tapegrad/backend.h"
 #include "tapegrad/data.h"
 #include "tapegrad/error.h"
+#include "tapegrad/tape.h"
 
 namespace tg::data {
 
@@ -34,29 +37,26 @@ bool file_exists(const std::string& path) {
 // bytes it got (fewer only at the end of the data) and throws on a read or decompression error.
 class Source {
  public:
-  explicit Source(const std::string& path) : path_(path), gzip_(ends_with(path, ".gz")) {
-    struct stat info;
-    if (::stat(path.c_str(), &info) != 0)
-      fail("read_idx", path, ": cannot open: ", std::strerror(errno));
-    check(S_ISREG(info.st_mode), "read_idx", path, ": not a regular file");
-    file_bytes_ = static_cast<uint64_t>(info.st_size);
+  explicit Source(const std::string& path)
+      : path_(path), gzip_(ends_with(path, ".gz")), file_(path, "read_idx") {
     if (gzip_) {
-      gz_ = gzopen(path.c_str(), "rb");
-      if (!gz_) fail("read_idx", path, ": cannot open: ", std::strerror(errno));
+      int descriptor = file_.release();
+      gz_ = gzdopen(descriptor, "rb");
+      if (!gz_) {
+        ::close(descriptor);
+        fail("read_idx", path, ": cannot open: zlib is out of memory");
+      }
       gzbuffer(gz_, 1 << 17);
-    } else {
-      file_ = std::fopen(path.c_str(), "rb");
-      if (!file_) fail("read_idx", path, ": cannot open: ", std::strerror(errno));
     }
   }
   ~Source() {
     if (gz_) gzclose(gz_);
-    if (file_) std::fclose(file_);
   }
   Source(const Source&) = delete;
   Source& operator=(const Source&) = delete;
 
   bool gzip() const { return gzip_; }
+  uint64_t file_bytes() const { return file_.size(); }
 
   // zlib's message for the last error, without the "<path>: " it puts in front.
   std::string gz_message() {
@@ -70,32 +70,23 @@ class Source {
     gzerror(gz_, &code);
     return code;
   }
-  uint64_t file_bytes() const { return file_bytes_; }
 
   uint64_t read(void* out, uint64_t bytes) {
+    if (!gzip_) return file_.read(out, bytes);
     uint64_t done = 0;
     char* dst = static_cast<char*>(out);
     while (done < bytes) {
       unsigned chunk = static_cast<unsigned>(std::min<uint64_t>(bytes - done, 1u << 30));
-      if (gzip_) {
-        if (done == 0 && bytes_read_ == 0 && gzdirect(gz_) == 1 && peek_direct())
-          fail("read_idx", path_, ": the name ends in .gz but the file is not gzip data");
-        int got = gzread(gz_, dst + done, chunk);
-        if (got < 0) fail("read_idx", path_, ": corrupt gzip data: ", gz_message());
-        if (got == 0) {
-          if (gz_code() != Z_OK)
-            fail("read_idx", path_, ": corrupt or truncated gzip data: ", gz_message());
-          break;
-        }
-        done += static_cast<uint64_t>(got);
-      } else {
-        size_t got = std::fread(dst + done, 1, chunk, file_);
-        if (got == 0) {
-          if (std::ferror(file_)) fail("read_idx", path_, ": read error: ", std::strerror(errno));
-          break;
-        }
-        done += got;
+      if (done == 0 && bytes_read_ == 0 && gzdirect(gz_) == 1 && peek_direct())
+        fail("read_idx", path_, ": the name ends in .gz but the file is not gzip data");
+      int got = gzread(gz_, dst + done, chunk);
+      if (got < 0) fail("read_idx", path_, ": corrupt gzip data: ", gz_message());
+      if (got == 0) {
+        if (gz_code() != Z_OK)
+          fail("read_idx", path_, ": corrupt or truncated gzip data: ", gz_message());
+        break;
       }
+      done += static_cast<uint64_t>(got);
     }
     bytes_read_ += done;
     return done;
@@ -113,9 +104,9 @@ class Source {
 
   std::string path_;
   bool gzip_;
-  uint64_t file_bytes_ = 0, bytes_read_ = 0;
+  InputFile file_;
+  uint64_t bytes_read_ = 0;
   gzFile gz_ = nullptr;
-  std::FILE* file_ = nullptr;
 };
 
 int element_size(IdxType type) {
@@ -209,15 +200,25 @@ Tensor read_idx(const std::string& path, DType dtype, double scale) {
           shape, " ", type_name(type), " (", data_bytes, " bytes), more than a ",
           source.file_bytes(), "-byte gzip file can hold; the header is corrupt");
   } else {
-    uint64_t available = source.file_bytes() - header_bytes;
+    uint64_t available = source.file_bytes() - std::min(header_bytes, source.file_bytes());
     check(available >= data_bytes, "read_idx", path, ": truncated: header says ", shape, " ",
           type_name(type), " = ", data_bytes, " bytes of data, the file has ", available);
     check(available == data_bytes, "read_idx", path, ": ", available - data_bytes,
           " unexpected bytes after the ", shape, " ", type_name(type), " data");
   }
 
-  std::vector<uint8_t> data(data_bytes);
-  got = source.read(data.data(), data_bytes);
+  // Raw data was checked against the file's size. A gzip stream grows the buffer only as fast
+  // as it actually decompresses, so a header that lies costs no more memory than the data has.
+  std::vector<uint8_t> data;
+  got = 0;
+  while (got < data_bytes) {
+    uint64_t chunk = source.gzip() ? std::min(data_bytes - got, std::max<uint64_t>(got, 1 << 20))
+                                   : data_bytes;
+    resize_or_fail(data, got + chunk, "read_idx", path);
+    uint64_t n = source.read(data.data() + got, chunk);
+    got += n;
+    if (n < chunk) break;
+  }
   check(got == data_bytes, "read_idx", path, ": truncated: header says ", shape, " ",
         type_name(type), " = ", data_bytes, " bytes of data, the file has ", got);
   uint8_t extra;
@@ -245,6 +246,8 @@ Tensor read_idx(const std::string& path, DType dtype, double scale) {
       double v = element(data.data(), type, i) * scale;
       check(std::isfinite(v) && v == std::floor(v), "read_idx", path, ": element ", i, " (", v,
             ") is not an integer and cannot be read as i64");
+      check(v >= -0x1p63 && v < 0x1p63, "read_idx", path, ": element ", i, " (", v,
+            ") is outside the i64 range");
       y[i] = static_cast<int64_t>(v);
     }
   }
@@ -253,70 +256,119 @@ Tensor read_idx(const std::string& path, DType dtype, double scale) {
 
 // ---------------------------------------------------------------- writing
 
-void write_idx(const std::string& path, const Tensor& values, IdxType type) {
-  check(values.defined() && values.dim() >= 1, "write_idx", "need a tensor of rank >= 1");
-  Tensor host = values.to(Device::cpu_device()).to(DType::f64);
-  const double* v = host.data<double>();
-  const int64_t n = host.numel();
-  const int size = element_size(type);
-  std::vector<uint8_t> bytes = {0, 0, static_cast<uint8_t>(type),
-                                static_cast<uint8_t>(values.dim())};
-  for (int64_t d : values.shape()) {
-    check(d > 0 && d <= 0xffffffffll, "write_idx", "dimension ", d, " does not fit IDX");
-    for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<uint8_t>(d >> shift));
+namespace {
+
+// Compresses what it is given into `file` in the gzip format (zlib's deflate, as gzopen writes).
+class GzipWriter {
+ public:
+  explicit GzipWriter(AtomicFile& file) : file_(file) {
+    check(deflateInit2(&stream_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                       Z_DEFAULT_STRATEGY) == Z_OK,
+          "write_idx", file.path(), ": zlib could not start (out of memory)");
   }
-  size_t start = bytes.size();
-  bytes.resize(start + n * size);
+  ~GzipWriter() { deflateEnd(&stream_); }
+  GzipWriter(const GzipWriter&) = delete;
+  GzipWriter& operator=(const GzipWriter&) = delete;
+
+  void write(const uint8_t* data, size_t bytes) { deflate_into_file(data, bytes, Z_NO_FLUSH); }
+  void finish() { deflate_into_file(nullptr, 0, Z_FINISH); }
+
+ private:
+  void deflate_into_file(const uint8_t* data, size_t bytes, int flush) {
+    stream_.next_in = const_cast<Bytef*>(data);
+    stream_.avail_in = static_cast<uInt>(bytes);  // callers pass small chunks
+    do {
+      stream_.next_out = buffer_;
+      stream_.avail_out = sizeof buffer_;
+      check(deflate(&stream_, flush) != Z_STREAM_ERROR, "write_idx", file_.path(),
+            ": zlib failed");
+      file_.write(buffer_, sizeof buffer_ - stream_.avail_out);
+    } while (stream_.avail_out == 0);
+  }
+
+  AtomicFile& file_;
+  z_stream stream_{};
+  Bytef buffer_[1 << 16];
+};
+
+}  // namespace
+
+void write_idx(const std::string& path, const Tensor& values, IdxType type) {
+  check(values.defined() && values.dim() >= 1, "write_idx", path, ": need a tensor of rank >= 1");
+  check(valid_type(static_cast<uint8_t>(type)), "write_idx", path, ": unknown IDX type code ",
+        int(type));
+  std::vector<uint8_t> header = {0, 0, static_cast<uint8_t>(type),
+                                 static_cast<uint8_t>(values.dim())};
+  for (int64_t d : values.shape()) {
+    check(d > 0 && d <= 0xffffffffll, "write_idx", path, ": dimension ", d, " of ",
+          values.shape(), " does not fit IDX (1 to 2^32 - 1)");
+    for (int shift = 24; shift >= 0; shift -= 8) header.push_back(static_cast<uint8_t>(d >> shift));
+  }
+  NoGrad no_grad;
+  const Tensor host = values.to(Device::cpu_device());
+  auto value = [&](int64_t i) -> double {
+    switch (host.dtype()) {
+      case DType::f32: return host.data<float>()[i];
+      case DType::f64: return host.data<double>()[i];
+      case DType::i64: return static_cast<double>(host.data<int64_t>()[i]);
+    }
+    return 0;
+  };
   auto check_integer = [&](double x, double low, double high) {
-    check(x == std::floor(x) && x >= low && x <= high, "write_idx", "value ", x,
+    check(x == std::floor(x) && x >= low && x <= high, "write_idx", path, ": value ", x,
           " does not fit IDX type ", type_name(type));
   };
-  for (int64_t i = 0; i < n; ++i) {
-    uint8_t* p = bytes.data() + start + i * size;
+  // Big-endian bytes of element i.
+  const int size = element_size(type);
+  auto encode = [&](int64_t i, uint8_t* p) {
+    const double v = value(i);
     uint64_t bits = 0;
     switch (type) {
-      case IdxType::u8: check_integer(v[i], 0, 255); bits = static_cast<uint8_t>(v[i]); break;
+      case IdxType::u8: check_integer(v, 0, 255); bits = static_cast<uint8_t>(v); break;
       case IdxType::i8:
-        check_integer(v[i], -128, 127);
-        bits = static_cast<uint8_t>(static_cast<int8_t>(v[i]));
+        check_integer(v, -128, 127);
+        bits = static_cast<uint8_t>(static_cast<int8_t>(v));
         break;
       case IdxType::i16:
-        check_integer(v[i], -32768, 32767);
-        bits = static_cast<uint16_t>(static_cast<int16_t>(v[i]));
+        check_integer(v, -32768, 32767);
+        bits = static_cast<uint16_t>(static_cast<int16_t>(v));
         break;
       case IdxType::i32:
-        check_integer(v[i], -2147483648.0, 2147483647.0);
-        bits = static_cast<uint32_t>(static_cast<int32_t>(v[i]));
+        check_integer(v, -2147483648.0, 2147483647.0);
+        bits = static_cast<uint32_t>(static_cast<int32_t>(v));
         break;
       case IdxType::f32: {
-        float f = static_cast<float>(v[i]);
+        float f = static_cast<float>(v);
         uint32_t b;
         std::memcpy(&b, &f, 4);
         bits = b;
         break;
       }
-      case IdxType::f64: std::memcpy(&bits, &v[i], 8); break;
+      case IdxType::f64: std::memcpy(&bits, &v, 8); break;
     }
     for (int k = 0; k < size; ++k) p[k] = static_cast<uint8_t>(bits >> (8 * (size - 1 - k)));
+  };
+
+  // Streamed in chunks through one AtomicFile: a value that does not fit, a full disk or a
+  // crash leaves any existing file as it was.
+  AtomicFile file(path, "write_idx");
+  std::optional<GzipWriter> gzip;
+  if (ends_with(path, ".gz")) gzip.emplace(file);
+  auto emit = [&](const uint8_t* data, size_t bytes) {
+    if (gzip) gzip->write(data, bytes);
+    else file.write(data, bytes);
+  };
+  emit(header.data(), header.size());
+  constexpr int64_t kChunk = 8192;
+  std::vector<uint8_t> chunk(kChunk * size);
+  const int64_t n = host.numel();
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t count = std::min(kChunk, n - start);
+    for (int64_t i = 0; i < count; ++i) encode(start + i, chunk.data() + i * size);
+    emit(chunk.data(), static_cast<size_t>(count * size));
   }
-  if (ends_with(path, ".gz")) {
-    gzFile gz = gzopen(path.c_str(), "wb");
-    if (!gz) fail("write_idx", path, ": cannot create: ", std::strerror(errno));
-    bool ok = true;
-    for (size_t done = 0; ok && done < bytes.size();) {  // gzwrite takes and returns an int size
-      unsigned chunk = static_cast<unsigned>(std::min<size_t>(bytes.size() - done, 1u << 30));
-      ok = gzwrite(gz, bytes.data() + done, chunk) == static_cast<int>(chunk);
-      done += chunk;
-    }
-    ok = gzclose(gz) == Z_OK && ok;
-    check(ok, "write_idx", path, ": write failed");
-  } else {
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    if (!f) fail("write_idx", path, ": cannot create: ", std::strerror(errno));
-    bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-    ok = std::fclose(f) == 0 && ok;
-    check(ok, "write_idx", path, ": write failed");
-  }
+  if (gzip) gzip->finish();
+  file.commit();
 }
 
 // ---------------------------------------------------------------- MNIST layout

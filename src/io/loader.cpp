@@ -26,8 +26,8 @@ DataLoader::DataLoader(Tensor inputs, Tensor targets, int64_t batch_size, Genera
 }
 
 int64_t DataLoader::batch_count() const {
-  int64_t n = sample_count();
-  return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
+  int64_t n = sample_count();  // n + batch_size - 1 could overflow: a batch size may be huge
+  return n / batch_size_ + (!drop_last_ && n % batch_size_ != 0 ? 1 : 0);
 }
 
 void DataLoader::start_epoch() {
