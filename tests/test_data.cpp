@@ -276,3 +276,23 @@ TEST_CASE("a loader whose batch size exceeds the data gives one batch of everyth
     REQUIRE(dropping.batch_count() == (batch_size == 5 ? 1 : 0));
   }
 }
+
+TEST_CASE("write_csv writes a header and exact, shortest numbers", "[data]") {
+  TempDir dir;
+  const std::string path = dir.file("table.csv");
+  data::write_csv(path, {"epoch", "loss, train", "say \"hi\""},
+                  {{1, 0.1, 1e-7}, {2, -2.5, 1.0 / 3.0},
+                   {3, std::nan(""), -std::numeric_limits<double>::infinity()}});
+  std::vector<uint8_t> bytes = tgtest::read_bytes(path);
+  REQUIRE(std::string(bytes.begin(), bytes.end()) ==
+          "epoch,\"loss, train\",\"say \"\"hi\"\"\"\n"
+          "1,0.1,1e-07\n"
+          "2,-2.5,0.3333333333333333\n"
+          "3,nan,-inf\n");
+  require_error([&] { data::write_csv(path, {"a", "b"}, {{1, 2}, {3}}); },
+                {"write_csv", path, "row 1 has 1 values for 2 columns"});
+  require_error([&] { data::write_csv(path, {}, {}); }, {"write_csv", "at least one column"});
+  data::write_csv(path, {"only"}, {});
+  bytes = tgtest::read_bytes(path);
+  REQUIRE(std::string(bytes.begin(), bytes.end()) == "only\n");
+}

@@ -1,16 +1,14 @@
-// examples/common/plot.cpp — renders a Plot with PLplot's pngcairo device.
+// examples/common/plot.cpp — renders a Plot with PLplot's memcairo device, written by tg::write_png.
 #include "plot.h"
 
 #include <plplot/plplot.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 
 #include "tapegrad/error.h"
+#include "tapegrad/image.h"
 
 namespace examples {
 
@@ -66,7 +64,7 @@ Plot& Plot::y_range(double low, double high) {
 
 namespace {
 
-bool has_pngcairo() {
+bool has_memcairo() {
   const char** menus = nullptr;
   const char** names = nullptr;
   int count = 64;
@@ -75,7 +73,7 @@ bool has_pngcairo() {
   names = name_storage.data();
   plgDevs(&menus, &names, &count);
   for (int i = 0; i < count; ++i)
-    if (std::strcmp(names[i], "pngcairo") == 0) return true;
+    if (std::strcmp(names[i], "memcairo") == 0) return true;
   return false;
 }
 
@@ -102,8 +100,8 @@ void fit_range(const std::vector<const std::vector<double>*>& columns, double& l
 }  // namespace
 
 void Plot::save_png(const std::string& path, int width, int height) const {
-  tg::check(has_pngcairo(), "plot",
-            "PLplot's pngcairo device is missing; install it with "
+  tg::check(has_memcairo(), "plot",
+            "PLplot's memcairo device is missing; install it with "
             "`apt-get install plplot-driver-cairo`");
   double x_low = x_low_, x_high = x_high_, y_low = y_low_, y_high = y_high_;
   std::vector<const std::vector<double>*> xs, ys;
@@ -114,14 +112,11 @@ void Plot::save_png(const std::string& path, int width, int height) const {
   if (!fixed_x_) fit_range(xs, x_low, x_high);
   if (!fixed_y_) fit_range(ys, y_low, y_high);
 
-  std::string temporary = path + ".tmp-" + std::to_string(getpid());
-  // PLplot exits the process when it cannot open its output, so make sure it can first.
-  FILE* probe = std::fopen(temporary.c_str(), "wb");
-  tg::check(probe != nullptr, "plot", "cannot write ", temporary, ": ", std::strerror(errno));
-  std::fclose(probe);
-  plsdev("pngcairo");
-  plsfnam(temporary.c_str());
-  plspage(0, 0, width, height, 0, 0);
+  // PLplot draws into memory (its memcairo device: the same cairo rendering as pngcairo) and
+  // tg::write_png writes the file, atomically like every file tapegrad writes.
+  tg::Image image(width, height, 3, 255);  // a white page to draw on
+  plsdev("memcairo");
+  plsmem(width, height, image.pixels.data());
   plscol0(0, 255, 255, 255);  // background
   plscol0(15, 0, 0, 0);       // axes and text
   plinit();
@@ -173,10 +168,7 @@ void Plot::save_png(const std::string& path, int width, int height) const {
              symbol_scales.data(), symbol_numbers.data(), symbols.data());
   }
   plend();
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    tg::fail("plot", "cannot write ", path);
-  }
+  tg::write_png(path, image);
 }
 
 }  // namespace examples

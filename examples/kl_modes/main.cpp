@@ -14,7 +14,6 @@
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 
@@ -155,13 +154,9 @@ int main(int argc, char** argv) {
 
     std::filesystem::create_directories(out);
     const std::string csv_path = out + "/kl_modes.csv", png_path = out + "/kl_modes.png";
-    {
-      std::ofstream csv(csv_path);
-      csv << std::setprecision(8) << "x,p,q_forward_kl,q_reverse_kl\n";
-      for (size_t i = 0; i < xs.size(); ++i)
-        csv << xs[i] << ',' << p[i] << ',' << q_forward[i] << ',' << q_reverse[i] << '\n';
-      tg::check(static_cast<bool>(csv.flush()), "kl_modes", "could not write ", csv_path);
-    }
+    std::vector<std::vector<double>> rows;
+    for (size_t i = 0; i < xs.size(); ++i) rows.push_back({xs[i], p[i], q_forward[i], q_reverse[i]});
+    tg::data::write_csv(csv_path, {"x", "p", "q_forward_kl", "q_reverse_kl"}, rows);
     examples::Plot plot("One Gaussian fitted to two modes", "x", "density");
     plot.line("p (target mixture)", xs, p, {40, 40, 40})
         .line("q minimising KL(p||q): mode-covering", xs, q_forward, examples::palette(0))

@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -176,16 +175,12 @@ std::vector<EpochRow> read_history(const std::string& path, int64_t last_epoch) 
 }
 
 void write_history(const std::string& path, const std::vector<EpochRow>& rows) {
-  std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary);
-    out << "epoch,train_loss,test_loss,train_seconds,test_seconds\n" << std::setprecision(10);
-    for (const EpochRow& r : rows)
-      out << r.epoch << ',' << r.train_loss << ',' << r.test_loss << ',' << r.train_seconds << ','
-          << r.test_seconds << '\n';
-    if (!out) tg::fail("vae", "cannot write ", temporary);
-  }
-  std::filesystem::rename(temporary, path);
+  std::vector<std::vector<double>> table;
+  for (const EpochRow& r : rows)
+    table.push_back({static_cast<double>(r.epoch), r.train_loss, r.test_loss, r.train_seconds,
+                     r.test_seconds});
+  tg::data::write_csv(path, {"epoch", "train_loss", "test_loss", "train_seconds", "test_seconds"},
+                      table);
 }
 
 // ---------------------------------------------------------------- the run

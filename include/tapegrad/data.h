@@ -13,7 +13,7 @@
 //
 // Every file read is validated (magic, element type, rank, dimensions, length) before its data is
 // trusted; any problem is a tg::Error that names the file and says what is wrong. Every file
-// written appears complete or not at all (see checkpoint.h).
+// written (IDX, CSV) appears complete or not at all (see checkpoint.h).
 #pragma once
 
 #include <cstdint>
@@ -40,6 +40,16 @@ Tensor read_idx(const std::string& path, DType dtype = DType::f32, double scale 
 // Writes `values` as an IDX file of element type `type` (gzip-compressed when the name ends in
 // ".gz"). Integer types require every value to be an integer in the type's range.
 void write_idx(const std::string& path, const Tensor& values, IdxType type = IdxType::u8);
+
+// ---------------------------------------------------------------- CSV files
+
+// Writes a table of numbers as CSV (RFC 4180): a header line of column names (quoted where they
+// need it), then one line per row, each with one number per column. Numbers are written in the
+// shortest form that reads back as the same double ("0.1", "12", "1e-07", "nan", "inf"), so
+// nothing is lost and integers look like integers.
+//   tg::data::write_csv("out/loss.csv", {"epoch", "loss"}, {{1, 0.52}, {2, 0.31}});
+void write_csv(const std::string& path, const std::vector<std::string>& columns,
+               const std::vector<std::vector<double>>& rows);
 
 // ---------------------------------------------------------------- MNIST-format datasets
 
