@@ -36,10 +36,16 @@ Tensor per_distribution(const char* name, Pointwise kind, const Tensor& p, const
 // grad_T = -Σ_axis (p·grad_p + q·grad_q)/T
 Tensor kl_logits_op(const char* name, const Tensor& p, const Tensor& q, const Tempered& t,
                     double sign, double offset) {
-  Tensor kl = empty(detail::reduced_shape(p.shape(), t.axis, false), p.dtype(), p.device());
+  // Distributions over an empty axis have KL 0 (and entropy 0), as in PyTorch; the kernels
+  // have nothing to compute for them, forward or backward.
+  const bool empty_axis = t.layout.n == 0;
+  Shape kl_shape = detail::reduced_shape(p.shape(), t.axis, false);
+  Tensor kl = empty_axis ? zeros(kl_shape, p.dtype(), p.device())
+                         : empty(kl_shape, p.dtype(), p.device());
   Tensor stats = empty({t.layout.outer * t.layout.inner * 4}, p.dtype(), p.device());
-  backend_of(p).kl_logits(p.dtype(), p.raw_data(), q.defined() ? q.raw_data() : nullptr,
-                          kl.raw_data(), stats.raw_data(), t.layout);
+  if (!empty_axis)
+    backend_of(p).kl_logits(p.dtype(), p.raw_data(), q.defined() ? q.raw_data() : nullptr,
+                            kl.raw_data(), stats.raw_data(), t.layout);
   // entropy_logits reports log n - kl: the same kernel, a sign and an offset.
   Tensor y = sign == 1 && offset == 0
                  ? kl
@@ -47,17 +53,18 @@ Tensor kl_logits_op(const char* name, const Tensor& p, const Tensor& q, const Te
                                         detail::unary_kernel(name, UnaryOp::mul_scalar, kl, sign),
                                         offset);
   if (is_recording(p, q, t.temperature))
-    record(name, y, {p, q, t.temperature}, [p, q, t, kl, stats, sign](const Tensor& grad,
-                                                                      Gradients& g) {
+    record(name, y, {p, q, t.temperature}, [p, q, t, kl, stats, sign, empty_axis](
+                                                  const Tensor& grad, Gradients& g) {
       const bool want_t = g.wants(2);
       Tensor grad_kl = sign == 1 ? grad : mul(grad, sign);
       Tensor grad_p, grad_q;
       if (g.wants(0) || want_t) grad_p = empty(p.shape(), p.dtype(), p.device());
       if (q.defined() && (g.wants(1) || want_t)) grad_q = empty(q.shape(), q.dtype(), q.device());
-      backend_of(p).kl_logits_backward(
-          p.dtype(), grad_kl.raw_data(), p.raw_data(), q.defined() ? q.raw_data() : nullptr,
-          kl.raw_data(), stats.raw_data(), grad_p.defined() ? grad_p.raw_data() : nullptr,
-          grad_q.defined() ? grad_q.raw_data() : nullptr, t.layout);
+      if (!empty_axis)
+        backend_of(p).kl_logits_backward(
+            p.dtype(), grad_kl.raw_data(), p.raw_data(), q.defined() ? q.raw_data() : nullptr,
+            kl.raw_data(), stats.raw_data(), grad_p.defined() ? grad_p.raw_data() : nullptr,
+            grad_q.defined() ? grad_q.raw_data() : nullptr, t.layout);
       if (want_t) {
         Tensor grad_t = detail::temperature_grad(p, grad_p, t);
         if (grad_q.defined()) grad_t = add(grad_t, detail::temperature_grad(q, grad_q, t));
@@ -80,8 +87,9 @@ Tensor kl_logits_checked(const Tensor& p_logits, const Tensor& q_logits, const T
 
 Tensor entropy_logits_checked(const Tensor& logits, const Tempered& t, Reduction reduction) {
   // H(P) = log n - KL(P ‖ uniform)
-  Tensor h = kl_logits_op("entropy_logits", logits, Tensor(), t, -1,
-                          std::log(static_cast<double>(t.layout.n)));
+  // (log n - KL is 0 for an empty distribution: no log 0 there.)
+  const double log_n = t.layout.n > 0 ? std::log(static_cast<double>(t.layout.n)) : 0.0;
+  Tensor h = kl_logits_op("entropy_logits", logits, Tensor(), t, -1, log_n);
   return detail::reduce_values(h, reduction, logits.dim() > 1 ? logits.shape()[0] : 1);
 }
 

@@ -95,24 +95,29 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
     detail::check_same_shape(name, logits, target, "logits", "probability target");
   }
   detail::Tempered t = detail::tempered_layout(name, logits, class_axis(logits), 1.0);
-  Tensor loss = empty(detail::reduced_shape(logits.shape(), t.axis, false), logits.dtype(),
-                      logits.device());
+  // No classes (probability targets [N, 0]; labels cannot be in range then): each sample's loss
+  // is the empty sum 0, and the kernels have nothing to compute, forward or backward.
+  const bool no_classes = t.layout.n == 0;
+  Shape loss_shape = detail::reduced_shape(logits.shape(), t.axis, false);
+  Tensor loss = no_classes ? zeros(loss_shape, logits.dtype(), logits.device())
+                           : empty(loss_shape, logits.dtype(), logits.device());
   Tensor stats = empty({t.layout.outer * t.layout.inner * 2}, logits.dtype(), logits.device());
   const Tensor class_target = labels ? checked.values : target;
   const int64_t* label_data =
       labels ? static_cast<const int64_t*>(class_target.raw_data()) : nullptr;
-  backend_of(logits).cross_entropy(logits.dtype(), logits.raw_data(), label_data,
-                                   labels ? nullptr : target.raw_data(), label_smoothing,
-                                   loss.raw_data(), stats.raw_data(), t.layout);
+  if (!no_classes)
+    backend_of(logits).cross_entropy(logits.dtype(), logits.raw_data(), label_data,
+                                     labels ? nullptr : target.raw_data(), label_smoothing,
+                                     loss.raw_data(), stats.raw_data(), t.layout);
   Tensor soft_target = labels ? Tensor() : target;
   if (is_recording(logits, soft_target))
     record(name, loss, {logits, soft_target},
-           [logits, target = class_target, labels, label_smoothing, stats, t](const Tensor& grad,
-                                                                              Gradients& g) {
+           [logits, target = class_target, labels, label_smoothing, stats, t, no_classes](
+               const Tensor& grad, Gradients& g) {
              Tensor grad_logits, grad_target;
              if (g.wants(0)) grad_logits = empty(logits.shape(), logits.dtype(), logits.device());
              if (g.wants(1)) grad_target = empty(target.shape(), target.dtype(), target.device());
-             backend_of(logits).cross_entropy_backward(
+             if (!no_classes) backend_of(logits).cross_entropy_backward(
                  logits.dtype(), grad.raw_data(), logits.raw_data(),
                  labels ? static_cast<const int64_t*>(target.raw_data()) : nullptr,
                  labels ? nullptr : target.raw_data(),

@@ -18,13 +18,17 @@ namespace {
 // log_softmax:  y = x/T - log Σ e^(x/T)     grad_x = (grad - e^y·Σ grad) / T
 // both:         grad_T = -Σ_axis x·grad_x / T
 Tensor softmax_op(const char* name, SoftmaxKind kind, const Tensor& x, const Tempered& t) {
+  // An empty axis (softmax of [0, 5] over axis 0) gives an empty result, as in PyTorch: there
+  // is nothing for the kernels to compute, forward or backward.
   Tensor y = empty(x.shape(), x.dtype(), x.device());
-  backend_of(x).softmax(kind, x.dtype(), x.raw_data(), y.raw_data(), t.layout);
+  if (t.layout.n > 0)
+    backend_of(x).softmax(kind, x.dtype(), x.raw_data(), y.raw_data(), t.layout);
   if (is_recording(x, t.temperature))
     record(name, y, {x, t.temperature}, [kind, x, y, t](const Tensor& grad, Gradients& g) {
       Tensor grad_x = empty(x.shape(), x.dtype(), x.device());
-      backend_of(x).softmax_backward(kind, x.dtype(), grad.raw_data(), y.raw_data(),
-                                     grad_x.raw_data(), t.layout);
+      if (t.layout.n > 0)
+        backend_of(x).softmax_backward(kind, x.dtype(), grad.raw_data(), y.raw_data(),
+                                       grad_x.raw_data(), t.layout);
       if (g.wants(1)) g.add(1, detail::temperature_grad(x, grad_x, t));
       g.add(0, grad_x);
     });
