@@ -1,7 +1,5 @@
 // tests/test_image.cpp — PNG round trips, reading PNGs of every kind libpng knows (interlaced,
 // palette, 16-bit, below 8 bits), atomic writes, size limits, image grids.
-#include <png.h>
-
 #include <climits>
 #include <cstdio>
 #include <filesystem>
@@ -9,9 +7,11 @@
 #include <iterator>
 
 #include "helpers.h"
+#include "png_helpers.h"
 
 using namespace tg;
 using tgtest::require_error;
+using tgtest::write_test_png;
 
 namespace {
 std::string temp_path(const std::string& name) {
@@ -104,43 +104,6 @@ TEST_CASE("image_grid tiles images with padding and clamps values", "[image]") {
   require_error([&] { image_grid(images, 1, 2); }, {"image_grid", "3 images", "1x2"});
   require_error([] { image_grid(zeros({4, 4}), 1, 1); }, {"image_grid", "[n, height, width]"});
 }
-
-namespace {
-
-// Writes a PNG with libpng's own writer, in any format: `rows` are the stored bytes of each
-// row (samples packed as the bit depth says, 16-bit big-endian).
-bool write_test_png(const std::string& path, int width, int height, int color_type, int depth,
-                    bool interlaced, const std::vector<std::vector<uint8_t>>& rows,
-                    const std::vector<png_color>& palette = {},
-                    const std::vector<png_byte>& transparency = {}) {
-  FILE* file = std::fopen(path.c_str(), "wb");
-  if (!file) return false;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  std::vector<png_bytep> pointers;
-  for (const auto& row : rows) pointers.push_back(const_cast<png_bytep>(row.data()));
-  volatile bool ok = false;  // set after setjmp
-  if (!setjmp(png_jmpbuf(png))) {
-    png_init_io(png, file);
-    png_set_IHDR(png, info, width, height, depth, color_type,
-                 interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    if (!palette.empty())
-      png_set_PLTE(png, info, palette.data(), static_cast<int>(palette.size()));
-    if (!transparency.empty())
-      png_set_tRNS(png, info, transparency.data(), static_cast<int>(transparency.size()), nullptr);
-    png_write_info(png, info);
-    if (interlaced) png_set_interlace_handling(png);
-    png_write_image(png, pointers.data());
-    png_write_end(png, nullptr);
-    ok = true;
-  }
-  png_destroy_write_struct(&png, &info);
-  std::fclose(file);
-  return ok;
-}
-
-}  // namespace
 
 TEST_CASE("read_png reads interlaced, palette, 16-bit and 1-bit PNGs as 8-bit pixels", "[image]") {
   std::string path = temp_path("kinds.png");

@@ -46,7 +46,8 @@ class Source {
         ::close(descriptor);
         fail("read_idx", path, ": cannot open: zlib is out of memory");
       }
-      gzbuffer(gz_, 1 << 17);
+      // Large reads for large files; a small file gets a small buffer (zlib allocates two).
+      gzbuffer(gz_, static_cast<unsigned>(std::clamp<uint64_t>(file_.size(), 8192, 1 << 17)));
     }
   }
   ~Source() {
