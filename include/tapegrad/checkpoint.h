@@ -8,10 +8,14 @@
 //   step = state.step;                                       // step and epoch as they were
 //
 // A checkpoint is a StateDict written in one file (format below). Saving writes a temporary file
-// beside the target, fsyncs it and renames it over the target, so a crash mid-save leaves the
-// previous checkpoint intact. Loading reads and checks the whole file (length, checksum,
-// structure) and then that every entry fits the model and optimizer, before changing anything:
-// a corrupt, truncated or mismatched file is a tg::Error and leaves everything as it was.
+// beside the target, fsyncs it and renames it over the target, so a crash or a full disk mid-save
+// leaves the previous checkpoint intact, and a concurrent reader sees the old file or the new one,
+// whole. The temporary is this writer's alone (threads and processes saving one path each commit
+// whole), and what killed writers leave behind is removed by the next save; every file tapegrad
+// writes goes this way (docs/architecture.md, "Files"). Loading reads and checks the whole file
+// (length, checksum, structure) and then that every entry fits the model and optimizer, before
+// changing anything: a corrupt, truncated or mismatched file, a directory or an unreadable path is
+// a tg::Error naming the file and the reason, and leaves everything as it was.
 //
 // File format, version 1 (all integers little-endian):
 //   magic      8 bytes   89 'T' 'G' 'C' 'K' 'P' 'T' 0A

@@ -34,11 +34,13 @@ enum class IdxType : uint8_t {
 
 // Reads an IDX file, raw or gzip-compressed (a name ending in ".gz"), into a tensor of the file's
 // dimensions with every element converted to `dtype` and multiplied by `scale`
-// (read_idx(images, DType::f32, 1 / 255.0) gives pixels in [0, 1]).
+// (read_idx(images, DType::f32, 1 / 255.0) gives pixels in [0, 1]). As i64, every scaled value
+// must be an integer in the i64 range.
 Tensor read_idx(const std::string& path, DType dtype = DType::f32, double scale = 1.0);
 
 // Writes `values` as an IDX file of element type `type` (gzip-compressed when the name ends in
-// ".gz"). Integer types require every value to be an integer in the type's range.
+// ".gz"), atomically. Integer types require every value to be an integer in the type's range;
+// one that is not leaves an existing file as it was.
 void write_idx(const std::string& path, const Tensor& values, IdxType type = IdxType::u8);
 
 // ---------------------------------------------------------------- CSV files
