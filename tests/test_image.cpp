@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "file_helpers.h"
 #include "helpers.h"
 #include "png_helpers.h"
 
@@ -14,8 +15,10 @@ using tgtest::require_error;
 using tgtest::write_test_png;
 
 namespace {
+// In a directory of this test run's own: other runs on the machine use the same names.
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("tapegrad_test_" + name)).string();
+  static const tgtest::TempDir directory;
+  return directory.file(name);
 }
 }  // namespace
 
