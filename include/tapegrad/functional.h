@@ -133,4 +133,13 @@ Tensor reparameterize(const Tensor& mu, const Tensor& logvar, Generator& generat
 // The same with the noise given (shape of mu); eps is treated as a constant.
 Tensor reparameterize(const Tensor& mu, const Tensor& logvar, const Tensor& eps);
 
+// ---------------------------------------------------------------- dropout
+
+// torch.nn.functional.dropout: when `training`, each element is zeroed with probability p and the
+// survivors are scaled by 1/(1 - p), so E[y] = x; the mask m ~ Bernoulli(1 - p) comes from
+// `generator` (Philox: the same mask on every backend for one seed). y = x·m/(1 - p),
+// grad_x = grad·m/(1 - p). When not training, or p = 0, it returns x itself (no op is recorded);
+// p = 1 gives zeros. p must lie in [0, 1].
+Tensor dropout(const Tensor& x, double p, Generator& generator, bool training = true);
+
 }  // namespace tg

@@ -128,6 +128,22 @@ class ActivationLayer : public Module {
   Activation activation;
 };
 
+// torch.nn.Dropout: in training mode each element is zeroed with probability p and the survivors
+// are scaled by 1/(1 - p), so the expected output is the input (tg::dropout); in eval mode it is
+// the identity. The masks come from `generator`, which the module refers to and which must
+// outlive it: one generator can serve every dropout layer of a model, and putting it in a
+// TrainingState's generators makes a resumed run draw the same masks. No parameters.
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p, Generator& generator);
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override;
+  double p;
+
+ private:
+  Generator* generator_;
+};
+
 // Runs its children in order, each on the previous one's output. Children are named "0", "1", ...
 class Sequential : public Module {
  public:
@@ -168,6 +184,13 @@ Tensor& constant_(Tensor& tensor, double value);
 Tensor& kaiming_uniform_(Tensor& tensor, Generator& generator, double a = 0.0);
 // U(-bound, bound) with bound = gain * √(6 / (fan_in + fan_out)).
 Tensor& xavier_uniform_(Tensor& tensor, Generator& generator, double gain = 1.0);
+// torch.nn.init.orthogonal_: the weight viewed as a [rows = size(0), cols = numel / rows] matrix
+// becomes gain times a (semi-)orthogonal matrix: W·Wᵀ = gain²·I when rows ≤ cols, Wᵀ·W = gain²·I
+// when rows ≥ cols. As in PyTorch it is the Q factor of the QR decomposition (with R's diagonal
+// positive) of a standard normal matrix, transposed first when rows < cols, so Q is uniformly
+// (Haar) distributed. The normal draw is f64 on the CPU and Q is computed there in f64 (by
+// Gram-Schmidt, twice), then converted to the tensor's dtype and device. Needs ≥ 2 dimensions.
+Tensor& orthogonal_(Tensor& tensor, Generator& generator, double gain = 1.0);
 
 }  // namespace init
 

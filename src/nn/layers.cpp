@@ -1,7 +1,9 @@
-// src/nn/layers.cpp — Linear, the activation layers, Sequential and MLP.
+// src/nn/layers.cpp — Linear, the activation layers, Dropout, Sequential and MLP.
 #include <cmath>
+#include <sstream>
 
 #include "tapegrad/error.h"
+#include "tapegrad/functional.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/ops.h"
 
@@ -49,6 +51,22 @@ Tensor activate(Activation activation, const Tensor& x) {
     case Activation::identity: return x;
   }
   return x;
+}
+
+// ---------------------------------------------------------------- Dropout
+
+Dropout::Dropout(double p, Generator& generator) : p(p), generator_(&generator) {
+  check(p >= 0 && p <= 1, "Dropout", "drop probability p must lie in [0, 1], got ", p);
+}
+
+Tensor Dropout::forward(const Tensor& input) {
+  return dropout(input, p, *generator_, is_training());
+}
+
+std::string Dropout::type_name() const {
+  std::ostringstream name;
+  name << "Dropout(p = " << p << ")";
+  return name.str();
 }
 
 // ---------------------------------------------------------------- Sequential, MLP

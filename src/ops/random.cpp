@@ -1,11 +1,13 @@
-// src/ops/random.cpp — sampling. None of these are differentiable by themselves; the
-// reparameterization trick (functional.h) is how gradients pass through a sample.
+// src/ops/random.cpp — sampling, and dropout. The samplers are not differentiable by themselves
+// (the reparameterization trick in functional.h is how gradients pass through a sample); dropout
+// is, with its mask a constant drawn here.
 #include "tapegrad/random.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "op_helpers.h"
+#include "tapegrad/functional.h"
 
 namespace tg {
 
@@ -81,6 +83,27 @@ Tensor randperm(int64_t n, Generator& generator) {
     std::swap(order[i], order[j]);
   }
   return index_tensor(order);
+}
+
+// y = x·m/(1 - p), m ~ Bernoulli(1 - p)       grad_x = grad·m/(1 - p)
+// The scaled mask m/(1 - p) is drawn once, outside the tape, and saved for the backward.
+Tensor dropout(const Tensor& x, double p, Generator& generator, bool training) {
+  detail::check_floating("dropout", x);
+  check(p >= 0 && p <= 1, "dropout", "drop probability p must lie in [0, 1], got ", p);
+  if (!training || p == 0) return x;
+  Tensor scaled_mask, y;
+  {
+    NoGrad no_grad;
+    Tensor u = rand(x.shape(), generator, x.dtype(), x.device());
+    Tensor keep = less(u, full({}, 1 - p, x.dtype(), x.device()));  // P(u < 1 - p) = 1 - p
+    scaled_mask = mul(keep, p < 1 ? 1 / (1 - p) : 0.0);  // p = 1 keeps nothing: 0, not 0·inf
+    y = mul(x, scaled_mask);
+  }
+  if (is_recording(x))
+    record("dropout", y, {x}, [scaled_mask](const Tensor& grad, Gradients& g) {
+      g.add(0, mul(grad, scaled_mask));
+    });
+  return y;
 }
 
 }  // namespace tg
