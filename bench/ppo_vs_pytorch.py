@@ -221,7 +221,7 @@ def pytorch_worker(args):
         if global_step >= next_log or update == updates:
             next_log += args.log_every
             print(f"steps {global_step:7d}  return {mean_return:6.1f} (last 100 of {len(envs.finished)} "
-                  f"episodes)  approx_kl {approx_kl.item():.4f}  clipfrac {np.mean(clipfracs):.3f}  "
+                  f"episodes)  approx_kl {approx_kl.item():.1e}  clipfrac {np.mean(clipfracs):.3f}  "
                   f"sps {global_step / (time.perf_counter() - start):.0f}", flush=True)
     print(f"final: steps {global_step}, mean return (last 100 episodes) {envs.mean_return():.1f}, "
           f"time {time.perf_counter() - start:.1f} s", flush=True)

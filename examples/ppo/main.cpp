@@ -125,7 +125,7 @@ int train(const Options& options) {
     }
     if (stats.global_step >= next_log || trainer.finished()) {
       next_log += options.log_every;
-      std::printf("steps %7lld  return %6.1f (last 100 of %lld episodes)  approx_kl %.4f  "
+      std::printf("steps %7lld  return %6.1f (last 100 of %lld episodes)  approx_kl %.1e  "
                   "clipfrac %.3f  sps %.0f\n",
                   static_cast<long long>(stats.global_step), mean_return,
                   static_cast<long long>(episodes), stats.approx_kl, stats.clip_fraction,
