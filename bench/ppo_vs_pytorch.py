@@ -14,12 +14,16 @@ orthogonal init) on the CPU, with gym's CartPole replaced by a NumPy CartPole ve
 4 environments with Gymnasium's constants and dynamics (the same as examples/ppo/cartpole.h), so
 neither side pays for gym. Both sides run one thread: torch.set_num_threads(1) and
 OPENBLAS_NUM_THREADS=1 for PyTorch, --threads 1 (OpenBLAS) for tapegrad. Each runs in its own
-child process; the load average is printed before and after, since the machine may be shared.
+child process. Both report the wall time and the CPU time of their training loop (the CPU time is
+less disturbed when other processes share the machine); the ratio of each is printed, with the
+load average before and after. --rounds N alternates the two sides N times and reports the
+median ratios.
 """
 import argparse
 import math
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +32,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FINAL = re.compile(r"final: steps (\d+), mean return \(last 100 episodes\) ([\d.]+), time ([\d.]+) s")
 SOLVED = re.compile(r"solved: .* at step (\d+)")
+CPU = re.compile(r"cpu time ([\d.]+) s")
 
 
 def load_average():
@@ -155,7 +160,7 @@ def pytorch_worker(args):
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread(s), {updates} updates",
           flush=True)
     global_step, solved, next_log = 0, False, args.log_every
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     next_obs = torch.tensor(envs.observations())
     next_done = torch.zeros(envs_n)
     for update in range(1, updates + 1):
@@ -223,19 +228,33 @@ def pytorch_worker(args):
             print(f"steps {global_step:7d}  return {mean_return:6.1f} (last 100 of {len(envs.finished)} "
                   f"episodes)  approx_kl {approx_kl.item():.1e}  clipfrac {np.mean(clipfracs):.3f}  "
                   f"sps {global_step / (time.perf_counter() - start):.0f}", flush=True)
+    seconds = time.perf_counter() - start
+    print(f"time: cpu time {time.process_time() - cpu_start:.2f} s", flush=True)
     print(f"final: steps {global_step}, mean return (last 100 episodes) {envs.mean_return():.1f}, "
-          f"time {time.perf_counter() - start:.1f} s", flush=True)
+          f"time {seconds:.1f} s", flush=True)
 
 
 # ---------------------------------------------------------------- both, side by side
+
+def parse(name, text):
+    """(steps, final mean return, wall seconds, cpu seconds, step solved at or "never")."""
+    final, cpu, solved = FINAL.search(text), CPU.search(text), SOLVED.search(text)
+    if not final or not cpu:
+        sys.exit(f"{name}: no final line or cpu time in its output")
+    return int(final[1]), float(final[2]), float(final[3]), float(cpu[1]), solved[1] if solved else "never"
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--total-steps", type=int, default=500000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run both sides this many times, alternating, and report the median ratio")
     parser.add_argument("--log-every", type=int, default=51200, help="steps between progress lines")
     parser.add_argument("--tapegrad", default=os.path.join(ROOT, "build", "examples", "ppo", "ppo"),
                         help="the built example (default: build/examples/ppo/ppo)")
+    parser.add_argument("--coretype", help="set OPENBLAS_CORETYPE (e.g. SkylakeX, Haswell) for both "
+                        "sides; by default both inherit this environment's")
     parser.add_argument("--only", choices=["tapegrad", "pytorch"], help="run one side only")
     parser.add_argument("--pytorch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -243,41 +262,48 @@ def main():
         return pytorch_worker(args)
 
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    print(f"PPO on CartPole-v1, {args.total_steps} steps, seed {args.seed}, one thread each; "
+    if args.coretype:
+        env["OPENBLAS_CORETYPE"] = args.coretype
+    print(f"PPO on CartPole-v1, {args.total_steps} steps, seed {args.seed}, one thread each, "
+          f"OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', '(unset: OpenBLAS detects the CPU)')}; "
           f"load average {load_average()}")
-    results = {}
-    if args.only != "pytorch":
-        print(f"tapegrad: {args.tapegrad}")
-        with tempfile.TemporaryDirectory(prefix="ppo-bench-") as out:
-            text, code = run_child([args.tapegrad, "--total-steps", str(args.total_steps), "--seed",
-                                    str(args.seed), "--threads", "1", "--log-every",
-                                    str(args.log_every), "--out", out], env)
-        if code != 0:
-            sys.exit(f"tapegrad failed with exit status {code}")
-        results["tapegrad"] = text
-    if args.only != "tapegrad":
-        print("pytorch:")
-        worker = [sys.executable, os.path.abspath(__file__), "--pytorch-worker"] + \
-                 [a for a in sys.argv[1:] if a != "--pytorch-worker"]
-        text, code = run_child(worker, env)
-        if code != 0:
-            sys.exit(f"the PyTorch worker failed with exit status {code}")
-        results["pytorch"] = text
+    rounds = []
+    for r in range(1, args.rounds + 1):
+        results = {}
+        if args.only != "pytorch":
+            print(f"round {r}, tapegrad: {args.tapegrad}")
+            with tempfile.TemporaryDirectory(prefix="ppo-bench-") as out:
+                text, code = run_child([args.tapegrad, "--total-steps", str(args.total_steps), "--seed",
+                                        str(args.seed), "--threads", "1", "--log-every",
+                                        str(args.log_every), "--out", out], env)
+            if code != 0:
+                sys.exit(f"tapegrad failed with exit status {code}")
+            results["tapegrad"] = parse("tapegrad", text)
+        if args.only != "tapegrad":
+            print(f"round {r}, pytorch:")
+            worker = [sys.executable, os.path.abspath(__file__), "--pytorch-worker"] + \
+                     [a for a in sys.argv[1:] if a != "--pytorch-worker"]
+            text, code = run_child(worker, env)
+            if code != 0:
+                sys.exit(f"the PyTorch worker failed with exit status {code}")
+            results["pytorch"] = parse("pytorch", text)
+        rounds.append(results)
+        print(f"load average: {load_average()}")
 
     print()
-    parsed = {}
-    for name, text in results.items():
-        final = FINAL.search(text)
-        if not final:
-            sys.exit(f"{name}: no final line in its output")
-        solved = SOLVED.search(text)
-        parsed[name] = (int(final[1]), float(final[2]), float(final[3]), solved[1] if solved else "never")
-        steps, ret, seconds, solved_at = parsed[name]
-        print(f"{name:>8}: {steps} steps in {seconds:.1f} s ({steps / seconds:.0f} steps/s), mean return "
-              f"of the last 100 episodes {ret:.1f}, solved (>= 475) at step {solved_at}")
-    if len(parsed) == 2:
-        ratio = parsed["pytorch"][2] / parsed["tapegrad"][2]
-        print(f"tapegrad is {ratio:.1f}x faster than PyTorch (time ratio pytorch / tapegrad)")
+    for r, results in enumerate(rounds, 1):
+        for name, (steps, ret, wall, cpu, solved_at) in results.items():
+            print(f"round {r} {name:>8}: {steps} steps in {wall:.1f} s ({steps / wall:.0f} steps/s, "
+                  f"cpu {cpu:.1f} s), mean return of the last 100 episodes {ret:.1f}, solved (>= 475) "
+                  f"at step {solved_at}")
+        if len(results) == 2:
+            print(f"round {r} ratio pytorch / tapegrad: wall time {results['pytorch'][2] / results['tapegrad'][2]:.1f}x, "
+                  f"cpu time {results['pytorch'][3] / results['tapegrad'][3]:.1f}x")
+    if all(len(results) == 2 for results in rounds):
+        wall = statistics.median(x["pytorch"][2] / x["tapegrad"][2] for x in rounds)
+        cpu = statistics.median(x["pytorch"][3] / x["tapegrad"][3] for x in rounds)
+        print(f"tapegrad is {wall:.1f}x faster than PyTorch in wall time, {cpu:.1f}x in cpu time "
+              f"(median over {len(rounds)} round(s))")
     print(f"load average after: {load_average()}")
 
 

@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -105,6 +106,7 @@ int train(const Options& options) {
   int64_t solved_at = -1, next_log = options.log_every;
   double rollout_seconds = 0, optimise_seconds = 0;
   const Clock::time_point start = Clock::now();
+  const std::clock_t cpu_start = std::clock();  // CPU time of the process: less noisy when shared
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   while (!trainer.finished()) {
     ppo::UpdateStats stats = trainer.update();
@@ -136,9 +138,11 @@ int train(const Options& options) {
   }
   const double seconds = elapsed();
   write_outputs(options.out, rows, trainer.envs(), curve_steps, curve_returns, c.seed);
+  const double cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   std::printf("time: %.1f s rolling out (policy + environment), %.1f s optimising, %.1f s other "
-              "(progress, checkpoints)\n",
-              rollout_seconds, optimise_seconds, seconds - rollout_seconds - optimise_seconds);
+              "(progress, checkpoints); cpu time %.2f s\n",
+              rollout_seconds, optimise_seconds, seconds - rollout_seconds - optimise_seconds,
+              cpu_seconds);
   if (solved_at < 0)
     std::printf("not solved: the mean return of the last 100 episodes never reached %.0f\n",
                 kSolvedReturn);
