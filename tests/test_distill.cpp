@@ -102,13 +102,18 @@ TEST_CASE("the teacher has dropout layers that act only in training mode", "[dis
 TEST_CASE("count_errors and train_epoch check their inputs", "[distill]") {
   Tensor logits = tensor({0.1, 0.9, 2.0, -1.0, 0.0, 0.5}, {3, 2});
   REQUIRE(distill::count_errors(logits, index_tensor({1, 0, 0})) == 1);
-  tgtest::require_error([&] { distill::count_errors(logits, index_tensor({1, 0})); },
-                        {"count_errors", "[3, 2]", "[2]"});
+  tgtest::require_error(
+      [&] {
+        distill::count_errors(logits, index_tensor({1, 0}));
+      },
+      {"count_errors", "[3, 2]", "[2]"});
   Generator init(1), shuffle(2);
   auto student = distill::make_student(2, 0, 2, init);
   optim::Adam adam(student->parameters());
   distill::Objective wrong{zeros({2, 2}), 2.0, 0.5};  // 2 rows of teacher logits for 3 inputs
   tgtest::require_error(
-      [&] { distill::train_epoch(*student, adam, logits, index_tensor({1, 0, 0}), wrong, 2, shuffle); },
+      [&] {
+        distill::train_epoch(*student, adam, logits, index_tensor({1, 0, 0}), wrong, 2, shuffle);
+      },
       {"distill", "teacher logits"});
 }

@@ -98,12 +98,13 @@ TEST_CASE("CartPoleVec: rewards, termination, self-reset, truncation at 500, see
 
 TEST_CASE("draw_cartpole puts the cart on the track and the pole above it", "[ppo]") {
   std::string upright = ppo::draw_cartpole({0, 0, 0, 0}, {}, 21, 6);
-  REQUIRE(upright == "          o          \n"
-                     "          *          \n"
-                     "          *          \n"
-                     "          *          \n"
-                     "        [==]         \n"
-                     "|-------------------|\n");
+  REQUIRE(upright ==
+          "          o          \n"
+          "          *          \n"
+          "          *          \n"
+          "          *          \n"
+          "        [==]         \n"
+          "|-------------------|\n");
   std::string right = ppo::draw_cartpole({2.4, 0, 0.2, 0}, {}, 21, 6);
   REQUIRE(right.find("[==") != std::string::npos);  // the cart's right end is off the picture
 }
@@ -114,8 +115,8 @@ TEST_CASE("GAE on a hand-worked trajectory, with an episode end inside it", "[pp
   //   t = 2: δ = 1 + 0.9·0.2 - 0.3 = 0.88 (bootstraps from next_value 0.2)   Â = 0.88
   //   t = 1: δ = 1 - 0.4 = 0.6                                                Â = 0.6
   //   t = 0: δ = 1 + 0.9·0.4 - 0.5 = 0.86             Â = 0.86 + 0.9·0.8·0.6 = 1.292
-  ppo::Advantages a = ppo::compute_gae({1, 1, 1}, {0.5f, 0.4f, 0.3f}, {0, 0, 1}, {0.2f}, {0},
-                                       1, 0.9, 0.8);
+  ppo::Advantages a =
+      ppo::compute_gae({1, 1, 1}, {0.5f, 0.4f, 0.3f}, {0, 0, 1}, {0.2f}, {0}, 1, 0.9, 0.8);
   REQUIRE(a.advantages[0] == Approx(1.292).epsilon(1e-6));
   REQUIRE(a.advantages[1] == Approx(0.6).epsilon(1e-6));
   REQUIRE(a.advantages[2] == Approx(0.88).epsilon(1e-6));
@@ -126,14 +127,17 @@ TEST_CASE("GAE on a hand-worked trajectory, with an episode end inside it", "[pp
   // Two environments interleaved time-major ([t * 2 + e]): each gets its own recursion; the
   // second never ends, and next_dones = 1 stops the first one's bootstrap at the end.
   //   env 1: δ1 = 2 + 0.5·1 - 1 = 1.5, Â1 = 1.5; δ0 = 0 + 0.5·1 - 0 = 0.5, Â0 = 0.5 + 0.25·1.5
-  ppo::Advantages b = ppo::compute_gae({1, 0, 1, 2}, {0, 0, 0, 1}, {0, 0, 0, 0}, {5, 1}, {1, 0},
-                                       2, 0.5, 0.5);
-  REQUIRE(b.advantages[2] == Approx(1.0).epsilon(1e-6));        // env 0, t = 1: no bootstrap
+  ppo::Advantages b =
+      ppo::compute_gae({1, 0, 1, 2}, {0, 0, 0, 1}, {0, 0, 0, 0}, {5, 1}, {1, 0}, 2, 0.5, 0.5);
+  REQUIRE(b.advantages[2] == Approx(1.0).epsilon(1e-6));         // env 0, t = 1: no bootstrap
   REQUIRE(b.advantages[0] == Approx(1.0 + 0.25).epsilon(1e-6));  // env 0, t = 0: 1 + 0.25·1
   REQUIRE(b.advantages[3] == Approx(1.5).epsilon(1e-6));
   REQUIRE(b.advantages[1] == Approx(0.875).epsilon(1e-6));
-  tgtest::require_error([] { ppo::compute_gae({1, 1, 1}, {0, 0, 0}, {0, 0, 0}, {0}, {0}, 2, 1, 1); },
-                        {"compute_gae"});
+  tgtest::require_error(
+      [] {
+        ppo::compute_gae({1, 1, 1}, {0, 0, 0}, {0, 0, 0}, {0}, {0}, 2, 1, 1);
+      },
+      {"compute_gae"});
 }
 
 namespace {
@@ -194,18 +198,20 @@ TEST_CASE("ppo_losses: value clipping, entropy and the total, checked term by te
   ppo::Config config;
   ppo::Losses losses = ppo::ppo_losses(agent, batch, config);
   NoGrad no_grad;
-  std::vector<double> v = agent.value(batch.observations).to_vector(), r = batch.returns.to_vector(),
-                      old = batch.values.to_vector();
+  std::vector<double> v = agent.value(batch.observations).to_vector(),
+                      r = batch.returns.to_vector(), old = batch.values.to_vector();
   double expected_value = 0;
   for (size_t i = 0; i < v.size(); ++i) {
     double clipped = old[i] + std::max(-0.2, std::min(0.2, v[i] - old[i]));
     expected_value += std::max((v[i] - r[i]) * (v[i] - r[i]), (clipped - r[i]) * (clipped - r[i]));
   }
   REQUIRE(losses.value.item() == Approx(0.5 * expected_value / 16).epsilon(1e-5));
-  REQUIRE(losses.entropy.item() ==
-          Approx(entropy_logits(agent.logits(batch.observations), -1, 1.0, Reduction::mean).item()));
-  REQUIRE(losses.total.item() == Approx(losses.policy.item() - 0.01 * losses.entropy.item() +
-                                        0.5 * losses.value.item()).epsilon(1e-5));
+  REQUIRE(
+      losses.entropy.item() ==
+      Approx(entropy_logits(agent.logits(batch.observations), -1, 1.0, Reduction::mean).item()));
+  REQUIRE(losses.total.item() ==
+          Approx(losses.policy.item() - 0.01 * losses.entropy.item() + 0.5 * losses.value.item())
+              .epsilon(1e-5));
 }
 
 TEST_CASE("ratio_stats works from the log-ratio clamped at 20, so nothing overflows", "[ppo]") {

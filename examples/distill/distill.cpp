@@ -18,21 +18,22 @@ using Layers = std::vector<std::shared_ptr<tg::nn::Module>>;
 std::shared_ptr<tg::nn::Sequential> make_teacher(int64_t inputs, int64_t hidden, int64_t classes,
                                                  double input_dropout, double hidden_dropout,
                                                  tg::Generator& init, tg::Generator& masks) {
-  return std::make_shared<tg::nn::Sequential>(Layers{
-      std::make_shared<Dropout>(input_dropout, masks),
-      std::make_shared<Linear>(inputs, hidden, init),
-      std::make_shared<ActivationLayer>(Activation::relu),
-      std::make_shared<Dropout>(hidden_dropout, masks),
-      std::make_shared<Linear>(hidden, hidden, init),
-      std::make_shared<ActivationLayer>(Activation::relu),
-      std::make_shared<Dropout>(hidden_dropout, masks),
-      std::make_shared<Linear>(hidden, classes, init)});
+  return std::make_shared<tg::nn::Sequential>(
+      Layers{std::make_shared<Dropout>(input_dropout, masks),
+             std::make_shared<Linear>(inputs, hidden, init),
+             std::make_shared<ActivationLayer>(Activation::relu),
+             std::make_shared<Dropout>(hidden_dropout, masks),
+             std::make_shared<Linear>(hidden, hidden, init),
+             std::make_shared<ActivationLayer>(Activation::relu),
+             std::make_shared<Dropout>(hidden_dropout, masks),
+             std::make_shared<Linear>(hidden, classes, init)});
 }
 
 std::shared_ptr<tg::nn::Sequential> make_student(int64_t inputs, int64_t hidden, int64_t classes,
                                                  tg::Generator& init) {
   if (hidden == 0)
-    return std::make_shared<tg::nn::Sequential>(Layers{std::make_shared<Linear>(inputs, classes, init)});
+    return std::make_shared<tg::nn::Sequential>(
+        Layers{std::make_shared<Linear>(inputs, classes, init)});
   return std::make_shared<tg::nn::Sequential>(
       Layers{std::make_shared<Linear>(inputs, hidden, init),
              std::make_shared<ActivationLayer>(Activation::relu),
@@ -60,10 +61,10 @@ double train_epoch(tg::nn::Module& model, tg::optim::Optimizer& optimizer, const
     tg::Tensor x = tg::index_select(inputs, 0, rows);
     tg::Tensor y = tg::index_select(label_values, 0, rows).to(tg::DType::i64);
     tg::Tensor logits = model(x);
-    tg::Tensor loss =
-        distilling ? tg::distillation_loss(logits, tg::index_select(objective.teacher_logits, 0, rows),
-                                           objective.temperature, objective.alpha, y)
-                   : tg::cross_entropy(logits, y);
+    tg::Tensor loss = distilling ? tg::distillation_loss(
+                                       logits, tg::index_select(objective.teacher_logits, 0, rows),
+                                       objective.temperature, objective.alpha, y)
+                                 : tg::cross_entropy(logits, y);
     optimizer.zero_grad();
     tg::backward(loss);
     optimizer.step();

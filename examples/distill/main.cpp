@@ -14,13 +14,12 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "blas_kernels.h"
 #include "cli_checks.h"
-#include "csv.h"
 #include "distill.h"
 #include "plot.h"
 
@@ -57,10 +56,10 @@ struct Split {
 // One trained model's result.
 struct Result {
   uint64_t seed = 0;
-  std::string model;      // "teacher", "student", "distilled"
+  std::string model;  // "teacher", "student", "distilled"
   double temperature = 0, alpha = 0;
   int64_t validation_errors = 0, test_errors = 0;
-  double test_kl = 0;     // mean KL(teacher ‖ model) on the test set, at T (1 for the others)
+  double test_kl = 0;  // mean KL(teacher ‖ model) on the test set, at T (1 for the others)
   double seconds = 0;
 };
 
@@ -101,8 +100,7 @@ std::shared_ptr<tg::nn::Sequential> teacher_for(uint64_t seed, const Options& o,
     int64_t errors = distill::count_errors(distill::predict(*teacher, validation.x), validation.y);
     std::printf("teacher (seed %llu) epoch %d/%d  loss %.4f  validation errors %lld/%lld  %.1f s\n",
                 static_cast<unsigned long long>(seed), epoch, o.teacher_epochs, loss,
-                static_cast<long long>(errors), static_cast<long long>(validation.size()),
-                seconds);
+                static_cast<long long>(errors), static_cast<long long>(validation.size()), seconds);
     std::fflush(stdout);
   }
   state.epoch = o.teacher_epochs;
@@ -150,28 +148,42 @@ std::vector<Summary> summarise(const std::vector<Result>& results) {
 
 void write_outputs(const Options& o, const std::vector<Result>& results,
                    const std::vector<Summary>& summary, int64_t test_size) {
-  using examples::cell;
-  std::vector<std::vector<std::string>> rows;
-  for (const Result& r : results)
-    rows.push_back({cell(static_cast<double>(r.seed)), r.model, cell(r.temperature),
-                    cell(r.alpha), cell(static_cast<double>(r.validation_errors)),
-                    cell(static_cast<double>(r.test_errors)),
-                    cell(1 - static_cast<double>(r.test_errors) / test_size), cell(r.test_kl),
-                    cell(r.seconds)});
-  examples::write_csv(o.out + "/runs.csv",
-                      {"seed", "model", "temperature", "alpha", "validation_errors", "test_errors",
-                       "test_accuracy", "test_kl_to_teacher", "seconds"},
-                      rows);
-  rows.clear();
-  for (const Summary& s : summary)
-    rows.push_back({s.model, cell(s.temperature), cell(s.alpha), cell(s.runs),
-                    cell(s.validation_errors), cell(s.test_errors), cell(s.test_errors_sd),
-                    cell(1 - s.test_errors / test_size), cell(s.test_kl)});
-  examples::write_csv(o.out + "/summary.csv",
-                      {"model", "temperature", "alpha", "seeds", "mean_validation_errors",
-                       "mean_test_errors", "sd_test_errors", "mean_test_accuracy",
-                       "mean_test_kl_to_teacher"},
-                      rows);
+  // Numbers only: the teachers in one file, the students in another, where `distilled` is 1 for
+  // a distilled student and temperature and alpha are NaN for the label-only one.
+  const double nan = std::nan("");
+  auto d = [](int64_t v) { return static_cast<double>(v); };
+  std::vector<std::vector<double>> teachers, students, means;
+  for (const Result& r : results) {
+    const double accuracy = 1 - d(r.test_errors) / d(test_size);
+    if (r.model == "teacher") {
+      teachers.push_back({d(static_cast<int64_t>(r.seed)), d(r.validation_errors), d(r.test_errors),
+                          accuracy, r.seconds});
+      continue;
+    }
+    const bool distilled = r.model == "distilled";
+    students.push_back({d(static_cast<int64_t>(r.seed)), distilled ? 1.0 : 0.0,
+                        distilled ? r.temperature : nan, distilled ? r.alpha : nan,
+                        d(r.validation_errors), d(r.test_errors), accuracy, r.test_kl, r.seconds});
+  }
+  for (const Summary& s : summary) {
+    if (s.model == "teacher") continue;
+    const bool distilled = s.model == "distilled";
+    means.push_back({distilled ? 1.0 : 0.0, distilled ? s.temperature : nan,
+                     distilled ? s.alpha : nan, d(s.runs), s.validation_errors, s.test_errors,
+                     s.test_errors_sd, 1 - s.test_errors / d(test_size), s.test_kl});
+  }
+  tg::data::write_csv(o.out + "/teachers.csv",
+                      {"seed", "validation_errors", "test_errors", "test_accuracy", "seconds"},
+                      teachers);
+  tg::data::write_csv(o.out + "/students.csv",
+                      {"seed", "distilled", "temperature", "alpha", "validation_errors",
+                       "test_errors", "test_accuracy", "test_kl_to_teacher", "seconds"},
+                      students);
+  tg::data::write_csv(
+      o.out + "/summary.csv",
+      {"distilled", "temperature", "alpha", "seeds", "mean_validation_errors", "mean_test_errors",
+       "sd_test_errors", "mean_test_accuracy", "mean_test_kl_to_teacher"},
+      means);
 
   // Test errors against T, one line per α, with the label-only student and the teacher as
   // dashed levels.
@@ -224,17 +236,18 @@ void print_table(const Options& o, const std::vector<Summary>& summary, int64_t 
           std::printf("  %7.1f ±%4.1f", s.test_errors, s.test_errors_sd);
     std::printf("\n");
   }
-  std::printf("\nloss of a distilled student: T²·KL(teacher_T ‖ student_T) + alpha·CE(labels), "
-              "the soft term at full weight (Hinton et al. mix them convexly); (T, alpha) chosen "
-              "by validation errors on %lld held-out training images\n\n",
-              static_cast<long long>(o.validation));
+  std::printf(
+      "\nloss of a distilled student: T²·KL(teacher_T ‖ student_T) + alpha·CE(labels), "
+      "the soft term at full weight (Hinton et al. mix them convexly); (T, alpha) chosen "
+      "by validation errors on %lld held-out training images\n\n",
+      static_cast<long long>(o.validation));
   std::printf("%-48s %14s %22s\n", "model", "test accuracy",
               ("test errors (of " + std::to_string(test_size) + ")").c_str());
   char label[96];
   if (teacher) {
     std::snprintf(label, sizeof label, "teacher 784-%lld-%lld-10, dropout %g/%g",
-                  static_cast<long long>(o.teacher_hidden), static_cast<long long>(o.teacher_hidden),
-                  o.input_dropout, o.hidden_dropout);
+                  static_cast<long long>(o.teacher_hidden),
+                  static_cast<long long>(o.teacher_hidden), o.input_dropout, o.hidden_dropout);
     std::printf("%-48s %13.2f%% %16.1f ±%4.1f\n", label, 100 * (1 - teacher->test_errors / n),
                 teacher->test_errors, teacher->test_errors_sd);
   }
@@ -278,20 +291,21 @@ int run(const Options& o) {
             "), got ", o.validation);
   tg::Tensor all_x = tg::reshape(train_set.images, {n, pixels});
   // The last `validation` training images choose (T, α); the models train on the rest.
-  Split train{tg::slice(all_x, 0, 0, n - o.validation), tg::slice(train_set.labels, 0, 0, n - o.validation)};
+  Split train{tg::slice(all_x, 0, 0, n - o.validation),
+              tg::slice(train_set.labels, 0, 0, n - o.validation)};
   Split validation{tg::slice(all_x, 0, n - o.validation, n),
                    tg::slice(train_set.labels, 0, n - o.validation, n)};
   Split test{tg::reshape(test_set.images, {test_set.size(), pixels}), test_set.labels};
   std::filesystem::create_directories(o.out);
-  std::printf("distillation on %s: %lld train, %lld validation, %lld test images; teacher "
-              "784-%lld-%lld-10 (%d epochs), student 784-%lld-10 (%d epochs), Adam lr %g, batch "
-              "%lld\n%s, %d thread(s)\n",
-              o.data.c_str(), static_cast<long long>(train.size()),
-              static_cast<long long>(validation.size()), static_cast<long long>(test.size()),
-              static_cast<long long>(o.teacher_hidden), static_cast<long long>(o.teacher_hidden),
-              o.teacher_epochs, static_cast<long long>(o.student_hidden), o.student_epochs, o.lr,
-              static_cast<long long>(o.batch), examples::blas_kernels().c_str(),
-              tg::num_threads());
+  std::printf(
+      "distillation on %s: %lld train, %lld validation, %lld test images; teacher "
+      "784-%lld-%lld-10 (%d epochs), student 784-%lld-10 (%d epochs), Adam lr %g, batch "
+      "%lld\n%s, %d thread(s)\n",
+      o.data.c_str(), static_cast<long long>(train.size()),
+      static_cast<long long>(validation.size()), static_cast<long long>(test.size()),
+      static_cast<long long>(o.teacher_hidden), static_cast<long long>(o.teacher_hidden),
+      o.teacher_epochs, static_cast<long long>(o.student_hidden), o.student_epochs, o.lr,
+      static_cast<long long>(o.batch), examples::blas_kernels().c_str(), tg::num_threads());
   std::fflush(stdout);
 
   std::vector<Result> results;
@@ -329,28 +343,33 @@ int run(const Options& o) {
       Result r{seed, distilled ? "distilled" : "student", distilled ? objective.temperature : 0,
                distilled ? objective.alpha : 0};
       tg::Tensor test_logits = distill::predict(*student, test.x);
-      r.validation_errors = distill::count_errors(distill::predict(*student, validation.x), validation.y);
+      r.validation_errors =
+          distill::count_errors(distill::predict(*student, validation.x), validation.y);
       r.test_errors = distill::count_errors(test_logits, test.y);
-      r.test_kl = distill::mean_kl(teacher_test, test_logits, distilled ? objective.temperature : 1);
+      r.test_kl =
+          distill::mean_kl(teacher_test, test_logits, distilled ? objective.temperature : 1);
       r.seconds = seconds_since(run_start);
       results.push_back(r);
       char what[48];
-      if (distilled) std::snprintf(what, sizeof what, "distilled T %g alpha %g", r.temperature, r.alpha);
-      else std::snprintf(what, sizeof what, "student, labels only");
-      std::printf("seed %llu  %-22s  validation errors %4lld  test errors %4lld  KL to teacher "
-                  "%.4f  %.1f s\n",
-                  static_cast<unsigned long long>(seed), what,
-                  static_cast<long long>(r.validation_errors),
-                  static_cast<long long>(r.test_errors), r.test_kl, r.seconds);
+      if (distilled)
+        std::snprintf(what, sizeof what, "distilled T %g alpha %g", r.temperature, r.alpha);
+      else
+        std::snprintf(what, sizeof what, "student, labels only");
+      std::printf(
+          "seed %llu  %-22s  validation errors %4lld  test errors %4lld  KL to teacher "
+          "%.4f  %.1f s\n",
+          static_cast<unsigned long long>(seed), what, static_cast<long long>(r.validation_errors),
+          static_cast<long long>(r.test_errors), r.test_kl, r.seconds);
       std::fflush(stdout);
     }
   }
   std::vector<Summary> summary = summarise(results);
   write_outputs(o, results, summary, test.size());
   print_table(o, summary, test.size());
-  std::printf("\nwrote %s/{runs.csv, summary.csv, distill.png} and the teacher checkpoint(s); "
-              "total time %.1f s\n",
-              o.out.c_str(), seconds_since(start));
+  std::printf(
+      "\nwrote %s/{teachers.csv, students.csv, summary.csv, distill.png} and the teacher "
+      "checkpoint(s); total time %.1f s\n",
+      o.out.c_str(), seconds_since(start));
   return 0;
 }
 
@@ -394,8 +413,7 @@ int main(int argc, char** argv) {
   app.add_option("--lr", o.lr, "Adam learning rate (teacher and students)")
       ->capture_default_str()
       ->check(examples::positive);
-  app.add_option("--validation", o.validation,
-                 "training images held out to choose (T, alpha)")
+  app.add_option("--validation", o.validation, "training images held out to choose (T, alpha)")
       ->capture_default_str()
       ->check(examples::positive);
   app.add_option("--threads", o.threads, "BLAS threads (0: all cores)")

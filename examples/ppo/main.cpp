@@ -10,8 +10,8 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -20,7 +20,6 @@
 
 #include "blas_kernels.h"
 #include "cli_checks.h"
-#include "csv.h"
 #include "plot.h"
 #include "ppo.h"
 
@@ -33,7 +32,7 @@ struct Options {
   std::string out = "out/ppo";
   int64_t log_every = 10240;  // steps between progress lines
   int threads = 1;
-  std::string eval;           // a checkpoint: evaluate instead of training
+  std::string eval;  // a checkpoint: evaluate instead of training
   int64_t episodes = 10;
   bool render = false;
 };
@@ -42,35 +41,41 @@ using Clock = std::chrono::steady_clock;
 
 // ---------------------------------------------------------------- outputs
 
-std::vector<std::string> update_row(const ppo::UpdateStats& s, int64_t episodes,
-                                    double mean_return, double seconds) {
-  using examples::cell;
-  return {cell(s.update),        cell(s.global_step),    cell(episodes),
-          cell(mean_return),     cell(s.approx_kl),      cell(s.old_approx_kl),
-          cell(s.clip_fraction), cell(s.policy_loss),    cell(s.value_loss),
-          cell(s.entropy),       cell(s.explained_variance), cell(s.lr),
-          cell(s.epochs_run),    cell(seconds)};
+std::vector<double> update_row(const ppo::UpdateStats& s, int64_t episodes, double mean_return,
+                               double seconds) {
+  return {static_cast<double>(s.update),
+          static_cast<double>(s.global_step),
+          static_cast<double>(episodes),
+          mean_return,
+          s.approx_kl,
+          s.old_approx_kl,
+          s.clip_fraction,
+          s.policy_loss,
+          s.value_loss,
+          s.entropy,
+          s.explained_variance,
+          s.lr,
+          static_cast<double>(s.epochs_run),
+          seconds};
 }
 
-void write_outputs(const std::string& out, const std::vector<std::vector<std::string>>& updates,
+void write_outputs(const std::string& out, const std::vector<std::vector<double>>& updates,
                    const ppo::CartPoleVec& envs, const std::vector<double>& curve_steps,
                    const std::vector<double>& curve_returns, uint64_t seed) {
-  examples::write_csv(out + "/learning_curve.csv",
+  tg::data::write_csv(out + "/learning_curve.csv",
                       {"update", "steps", "episodes", "mean_return_last_100", "approx_kl",
                        "old_approx_kl", "clip_fraction", "policy_loss", "value_loss", "entropy",
                        "explained_variance", "lr", "epochs_run", "seconds"},
                       updates);
-  std::vector<std::vector<std::string>> episodes;
+  std::vector<std::vector<double>> episodes;
   std::vector<double> end_steps, returns;
   for (size_t i = 0; i < envs.episode_returns().size(); ++i) {
     end_steps.push_back(static_cast<double>(envs.episode_end_steps()[i]));
     returns.push_back(envs.episode_returns()[i]);
-    episodes.push_back({examples::cell(static_cast<double>(i + 1)), examples::cell(end_steps[i]),
-                        examples::cell(returns[i]),
-                        examples::cell(static_cast<double>(envs.episode_lengths()[i]))});
+    episodes.push_back({static_cast<double>(i + 1), end_steps[i], returns[i],
+                        static_cast<double>(envs.episode_lengths()[i])});
   }
-  examples::write_csv(out + "/episodes.csv", {"episode", "end_step", "return", "length"},
-                      episodes);
+  tg::data::write_csv(out + "/episodes.csv", {"episode", "end_step", "return", "length"}, episodes);
   if (curve_steps.empty()) return;
   examples::Plot plot("PPO on CartPole-v1, seed " + std::to_string(seed), "environment steps",
                       "episode return");
@@ -90,18 +95,18 @@ int train(const Options& options) {
   ppo::Trainer trainer(c);
   std::filesystem::create_directories(options.out);
   const std::string checkpoint = options.out + "/checkpoint.tgc";
-  std::printf("PPO on CartPole-v1 (CleanRL ppo.py defaults), seed %llu: %lld envs x %lld steps, "
-              "%lld updates (%lld steps), %lld mini-batches x %lld epochs, lr %g%s\n%s, %d "
-              "thread(s)\n",
-              static_cast<unsigned long long>(c.seed), static_cast<long long>(c.envs),
-              static_cast<long long>(c.rollout_steps), static_cast<long long>(c.updates()),
-              static_cast<long long>(c.updates() * c.batch_size()),
-              static_cast<long long>(c.minibatches), static_cast<long long>(c.update_epochs), c.lr,
-              c.anneal_lr ? " annealed to 0" : "", examples::blas_kernels().c_str(),
-              tg::num_threads());
+  std::printf(
+      "PPO on CartPole-v1 (CleanRL ppo.py defaults), seed %llu: %lld envs x %lld steps, "
+      "%lld updates (%lld steps), %lld mini-batches x %lld epochs, lr %g%s\n%s, %d "
+      "thread(s)\n",
+      static_cast<unsigned long long>(c.seed), static_cast<long long>(c.envs),
+      static_cast<long long>(c.rollout_steps), static_cast<long long>(c.updates()),
+      static_cast<long long>(c.updates() * c.batch_size()), static_cast<long long>(c.minibatches),
+      static_cast<long long>(c.update_epochs), c.lr, c.anneal_lr ? " annealed to 0" : "",
+      examples::blas_kernels().c_str(), tg::num_threads());
   std::fflush(stdout);
 
-  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<double>> rows;
   std::vector<double> curve_steps, curve_returns;
   int64_t solved_at = -1, next_log = options.log_every;
   double rollout_seconds = 0, optimise_seconds = 0;
@@ -121,17 +126,18 @@ int train(const Options& options) {
     }
     if (solved_at < 0 && episodes >= 100 && mean_return >= kSolvedReturn) {
       solved_at = stats.global_step;
-      std::printf("solved: the mean return of the last 100 episodes reached %.0f at step %lld "
-                  "(%.1f s)\n",
-                  kSolvedReturn, static_cast<long long>(solved_at), elapsed());
+      std::printf(
+          "solved: the mean return of the last 100 episodes reached %.0f at step %lld "
+          "(%.1f s)\n",
+          kSolvedReturn, static_cast<long long>(solved_at), elapsed());
     }
     if (stats.global_step >= next_log || trainer.finished()) {
       next_log += options.log_every;
-      std::printf("steps %7lld  return %6.1f (last 100 of %lld episodes)  approx_kl %.1e  "
-                  "clipfrac %.3f  sps %.0f\n",
-                  static_cast<long long>(stats.global_step), mean_return,
-                  static_cast<long long>(episodes), stats.approx_kl, stats.clip_fraction,
-                  static_cast<double>(stats.global_step) / elapsed());
+      std::printf(
+          "steps %7lld  return %6.1f (last 100 of %lld episodes)  approx_kl %.1e  "
+          "clipfrac %.3f  sps %.0f\n",
+          static_cast<long long>(stats.global_step), mean_return, static_cast<long long>(episodes),
+          stats.approx_kl, stats.clip_fraction, static_cast<double>(stats.global_step) / elapsed());
       std::fflush(stdout);
       tg::save_checkpoint(checkpoint, trainer.training_state());
     }
@@ -139,10 +145,10 @@ int train(const Options& options) {
   const double seconds = elapsed();
   write_outputs(options.out, rows, trainer.envs(), curve_steps, curve_returns, c.seed);
   const double cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
-  std::printf("time: %.1f s rolling out (policy + environment), %.1f s optimising, %.1f s other "
-              "(progress, checkpoints); cpu time %.2f s\n",
-              rollout_seconds, optimise_seconds, seconds - rollout_seconds - optimise_seconds,
-              cpu_seconds);
+  std::printf(
+      "time: %.1f s rolling out (policy + environment), %.1f s optimising, %.1f s other "
+      "(progress, checkpoints); cpu time %.2f s\n",
+      rollout_seconds, optimise_seconds, seconds - rollout_seconds - optimise_seconds, cpu_seconds);
   if (solved_at < 0)
     std::printf("not solved: the mean return of the last 100 episodes never reached %.0f\n",
                 kSolvedReturn);
@@ -162,8 +168,8 @@ int evaluate(const Options& options) {
   tg::check(first != nullptr && first->dim() == 2, "ppo --eval", options.eval,
             " holds no PPO agent (no model.actor.0.weight)");
   tg::Generator unused(0);
-  ppo::Agent agent(ppo::CartPoleVec::kObservationSize, ppo::CartPoleVec::kActions,
-                   first->size(0), unused);
+  ppo::Agent agent(ppo::CartPoleVec::kObservationSize, ppo::CartPoleVec::kActions, first->size(0),
+                   unused);
   agent.load_state_dict(model);
 
   ppo::CartPoleVec env(1, options.config.seed, 4);  // a stream training never uses
@@ -175,8 +181,7 @@ int evaluate(const Options& options) {
     bool drawn = false;
     for (int64_t step = 1;; ++step) {
       tg::Tensor observation = tg::empty({1, ppo::CartPoleVec::kObservationSize});
-      std::copy(env.observations().begin(), env.observations().end(),
-                observation.data<float>());
+      std::copy(env.observations().begin(), env.observations().end(), observation.data<float>());
       int64_t action = static_cast<int64_t>(tg::argmax(agent.logits(observation), -1).item());
       const ppo::CartPoleState before = env.state(0);
       float reward = 0, done = 0;
@@ -197,8 +202,8 @@ int evaluate(const Options& options) {
     }
     const double episode_return = env.episode_returns().back();
     total += episode_return;
-    std::printf("episode %lld: return %.0f (%s)\n", static_cast<long long>(episode),
-                episode_return, env.truncated()[0] ? "truncated at 500 steps" : "pole fell or cart left");
+    std::printf("episode %lld: return %.0f (%s)\n", static_cast<long long>(episode), episode_return,
+                env.truncated()[0] ? "truncated at 500 steps" : "pole fell or cart left");
   }
   std::printf("greedy policy of %s: mean return %.1f over %lld episodes\n", options.eval.c_str(),
               total / static_cast<double>(options.episodes),
