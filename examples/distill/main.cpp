@@ -209,6 +209,12 @@ void write_outputs(const Options& o, const std::vector<Result>& results,
                 {s.test_errors, s.test_errors}, examples::palette(s.model == "student" ? 7 : 3),
                 true);
   if (t_high > t_low) plot.x_range(t_low - 0.2, t_high + 0.2);
+  // Room above the highest line for the legend (inside the frame, top right).
+  double low = 1e300, high = -1e300;
+  for (const Summary& s : summary)
+    low = std::min(low, s.test_errors), high = std::max(high, s.test_errors);
+  const double span = std::max(high - low, 10.0);
+  plot.y_range(low - 0.05 * span, high + 0.6 * span);
   plot.save_png(o.out + "/distill.png");
 }
 
