@@ -261,7 +261,12 @@ TEST_CASE("a short PPO run (20k steps) raises the mean return, and its checkpoin
   config.total_steps = 20480;  // 40 updates of 4 × 128 steps
   ppo::Trainer trainer(config);
   REQUIRE(config.updates() == 40);
+  // One BLAS thread, as the example runs: on 64-wide layers a second thread only waits, and on
+  // a busy machine that waiting made this run ten times slower in wall time.
+  const int threads = num_threads();
+  set_num_threads(1);
   while (!trainer.finished()) trainer.update();
+  set_num_threads(threads);
   const std::vector<double>& returns = trainer.envs().episode_returns();
   REQUIRE(returns.size() > 100);
   double first = 0;
