@@ -13,6 +13,13 @@
 //   tg::Tensor x = tg::tensor({1, 2, 3}).set_requires_grad();
 //   tg::Tensor y = tg::sum(x * x);       // tape: #0 leaf x, #1 mul(#0, #0), #2 sum(#1)
 //   tg::backward(y);                     // x.grad() == 2x; the tape is cleared afterwards
+//
+// Gradients of gradients: every backward function is written with recorded ops, so a sweep run
+// with create_graph records the gradient computation on the same tape, after the entries it
+// differentiates, and its results can be differentiated again:
+//
+//   tg::Tensor g = tg::grad({tg::sum(x * x * x)}, {x}, {}, true)[0];   // 3x², recorded
+//   tg::Tensor h = tg::grad({g}, {x}, {v})[0];                          // 6x·v, Hessian times v
 #pragma once
 
 #include <cstdint>
@@ -20,6 +27,7 @@
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +36,19 @@
 namespace tg {
 
 class Gradients;
+
+// How backward() and grad() treat the tape.
+//   create_graph  record the sweep itself (the backward functions' ops) on the tape, after the
+//                 entries it differentiates, so that the gradients it returns carry history and
+//                 can be differentiated again (Hessian-vector products, gradient penalties).
+//   retain_graph  keep every entry's backward function, and the tensors it saved, for another
+//                 sweep. Unset, it follows create_graph, as in PyTorch. Without it the tape is
+//                 cleared after the sweep; with create_graph it is kept (the recorded gradients
+//                 live on it), but the entries the sweep ran are released.
+struct BackwardOptions {
+  bool create_graph = false;
+  std::optional<bool> retain_graph;
+};
 
 // Turns the gradient of an entry's output into gradients of its inputs, via Gradients::add.
 using BackwardFn = std::function<void(const Tensor& grad_output, Gradients& grads)>;
@@ -53,10 +74,15 @@ class Tape {
   void record(const char* op, Tensor& output, const std::vector<Tensor>& inputs,
               BackwardFn backward);
 
-  // Reverse-mode sweep from `root`, seeded with `grad_root` (same shape as root). Leaves that
-  // the sweep reaches have the result *added* to their grad(). Unless retain_graph, the tape is
-  // cleared afterwards (saved tensors are freed as the sweep passes them).
-  void backward(const Tensor& root, const Tensor& grad_root, bool retain_graph);
+  // Reverse-mode sweep from `roots`, each seeded with its gradient (same shape as the root).
+  // Without `inputs`, leaves the sweep reaches have their gradient *added* to their grad(). With
+  // `inputs`, nothing's grad() changes: the gradients of those tensors are returned instead, in
+  // order (zeros for one the roots do not depend on). See BackwardOptions for what happens to
+  // the tape.
+  std::vector<Tensor> backward(const std::vector<Tensor>& roots,
+                               const std::vector<Tensor>& grad_roots,
+                               const BackwardOptions& options,
+                               const std::vector<Tensor>* inputs = nullptr);
 
   // Forgets every entry (keeping the allocated capacity for the next step). Tensors recorded
   // before the clear can no longer be differentiated through; using one as an op input raises.
@@ -81,6 +107,7 @@ class Tape {
   std::vector<TapeEntry> entries_;
   std::vector<Tensor> grads_;  // gradient of each entry's output, live only during backward
   uint64_t generation_;
+  bool sweeping_ = false;      // a backward is running (backward functions must not start one)
 };
 
 // The handle a backward function uses to hand gradients to its inputs.
@@ -102,11 +129,33 @@ class Gradients {
 Tape& tape();
 
 // backward(loss): loss must have one element; its gradient is seeded with 1.
-void backward(const Tensor& loss, bool retain_graph = false);
+//   tg::backward(loss);                        // gradients into the leaves' grad()
+//   tg::backward(loss, {true});                // the same, recorded (create_graph)
+//   tg::backward(loss, {false, true});         // keep the tape for another backward
+void backward(const Tensor& loss, const BackwardOptions& options = {});
 // backward(y, grad_y): vector-Jacobian product for a non-scalar y.
-void backward(const Tensor& output, const Tensor& grad_output, bool retain_graph = false);
+void backward(const Tensor& output, const Tensor& grad_output,
+              const BackwardOptions& options = {});
 
-// Gradient mode. Under a NoGrad scope nothing is recorded and ops cost what their kernels cost.
+// PyTorch's autograd.grad: the gradients of `outputs` with respect to `inputs` (leaves or
+// intermediate tensors), returned in input order without touching any grad(). `grad_outputs`
+// seeds each output (empty: 1 for each, which must then have one element). An input that
+// requires grad but does not influence the outputs gets zeros. With create_graph the gradients
+// are recorded and can be differentiated again.
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs = {},
+                         const BackwardOptions& options = {});
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, bool create_graph);
+
+// The Hessian-vector product H·v of a scalar function f at x, H = ∂²f/∂x², by double backward:
+// g = ∂f/∂x recorded (create_graph), then ∂(g·v)/∂x — about the cost of two backward passes, and
+// H is never formed. f is called once, on a fresh leaf with x's values (x needs no gradient and
+// its grad() is untouched). Like backward(), it ends by clearing the tape.
+Tensor hvp(const std::function<Tensor(const Tensor&)>& f, const Tensor& x, const Tensor& v);
+
+// Gradient mode. Under a NoGrad scope nothing is recorded and ops cost what their kernels cost;
+// an EnableGrad scope turns recording back on inside one (PyTorch's enable_grad).
 bool grad_enabled();
 class NoGrad {
  public:
@@ -114,6 +163,16 @@ class NoGrad {
   ~NoGrad();
   NoGrad(const NoGrad&) = delete;
   NoGrad& operator=(const NoGrad&) = delete;
+
+ private:
+  bool previous_;
+};
+class EnableGrad {
+ public:
+  EnableGrad();
+  ~EnableGrad();
+  EnableGrad(const EnableGrad&) = delete;
+  EnableGrad& operator=(const EnableGrad&) = delete;
 
  private:
   bool previous_;
@@ -135,5 +194,14 @@ inline void record(const char* op, Tensor& output, const std::vector<Tensor>& in
                    BackwardFn backward) {
   tape().record(op, output, inputs, std::move(backward));
 }
+
+// For a backward function that computes a gradient outside the engine's ops (a raw kernel with
+// no derivative of its own): when the sweep records (create_graph) and `computed_from` — the
+// tensors the gradient was computed from, usually the incoming gradient and the saved ones —
+// need grad, `gradient` is recorded as an entry named `op` whose own backward raises a tg::Error
+// naming it. A second derivative through it then fails loudly instead of being silently zero.
+// Returns `gradient`.
+Tensor first_order_only(const char* op, Tensor gradient,
+                        std::initializer_list<std::reference_wrapper<const Tensor>> computed_from);
 
 }  // namespace tg
