@@ -216,15 +216,39 @@ Tensor square(const Tensor& x) {
 // Ops whose gradient is a single fused kernel of (grad, saved): the kernels' formulas are in
 // src/kernels/elementwise_math.h (AbsBackward, TanhBackward, ...). `saved` is the op's input or
 // output, whichever the formula needs.
+//
+// The gradient kernel is an op of its own, recorded like any other (ggml's soft_max_ext_back
+// pattern), so a gradient of a gradient goes through it. It is linear in `grad`, so its gradient
+// with respect to grad is the same kernel applied to the incoming u; docs/math.md §second
+// derivatives has the rest:
+//   relu_backward     z = grad·[x > 0]        grad_grad = relu_backward(u, x)      grad_x = 0
+//   abs_backward      z = grad·sign(x)        grad_grad = abs_backward(u, x)       grad_x = 0
+//   tanh_backward     z = grad·(1 - y²)       grad_grad = tanh_backward(u, y)      grad_y = -2·u·grad·y
+//   sigmoid_backward  z = grad·y·(1 - y)      grad_grad = sigmoid_backward(u, y)   grad_y = u·grad·(1 - 2y)
+// (relu's and abs's slopes are constant away from 0, where PyTorch takes them as 0 too.)
 enum class Saved { input, output };
 
-static Tensor with_fused_gradient(const char* name, UnaryOp op, BinaryOp gradient, Saved saved,
-                                  const Tensor& x) {
+static Tensor gradient_kernel(const char* name, BinaryOp gradient, const Tensor& grad,
+                              const Tensor& saved) {
+  Tensor z = binary_kernel(name, gradient, grad, saved);
+  if (is_recording(grad, saved))
+    record(name, z, {grad, saved}, [name, gradient, grad, saved](const Tensor& u, Gradients& g) {
+      if (g.wants(0)) g.add(0, gradient_kernel(name, gradient, u, saved));
+      if (!g.wants(1)) return;
+      if (gradient == BinaryOp::tanh_backward) g.add(1, mul(mul(u, grad), mul(saved, -2.0)));
+      if (gradient == BinaryOp::sigmoid_backward)
+        g.add(1, mul(mul(u, grad), sub(1.0, mul(saved, 2.0))));
+    });
+  return z;
+}
+
+static Tensor with_fused_gradient(const char* name, const char* gradient_name, UnaryOp op,
+                                  BinaryOp gradient, Saved saved, const Tensor& x) {
   Tensor y = unary_kernel(name, op, x);
   if (is_recording(x)) {
     Tensor keep = saved == Saved::input ? x : y;
-    record(name, y, {x}, [keep, gradient, name](const Tensor& grad, Gradients& g) {
-      g.add(0, binary_kernel(name, gradient, grad, keep));
+    record(name, y, {x}, [keep, gradient, gradient_name](const Tensor& grad, Gradients& g) {
+      g.add(0, gradient_kernel(gradient_name, gradient, grad, keep));
     });
   }
   return y;
@@ -232,23 +256,26 @@ static Tensor with_fused_gradient(const char* name, UnaryOp op, BinaryOp gradien
 
 // y = |x|                        grad_x = grad * sign(x)
 Tensor abs(const Tensor& x) {
-  return with_fused_gradient("abs", UnaryOp::abs, BinaryOp::abs_backward, Saved::input, x);
+  return with_fused_gradient("abs", "abs_backward", UnaryOp::abs, BinaryOp::abs_backward,
+                             Saved::input, x);
 }
 
 // y = tanh x                     grad_x = grad * (1 - y²)
 Tensor tanh(const Tensor& x) {
-  return with_fused_gradient("tanh", UnaryOp::tanh, BinaryOp::tanh_backward, Saved::output, x);
+  return with_fused_gradient("tanh", "tanh_backward", UnaryOp::tanh, BinaryOp::tanh_backward,
+                             Saved::output, x);
 }
 
 // y = 1 / (1 + e^-x)             grad_x = grad * y * (1 - y)
 Tensor sigmoid(const Tensor& x) {
-  return with_fused_gradient("sigmoid", UnaryOp::sigmoid, BinaryOp::sigmoid_backward,
-                             Saved::output, x);
+  return with_fused_gradient("sigmoid", "sigmoid_backward", UnaryOp::sigmoid,
+                             BinaryOp::sigmoid_backward, Saved::output, x);
 }
 
 // y = max(x, 0)                  grad_x = grad * [x > 0]
 Tensor relu(const Tensor& x) {
-  return with_fused_gradient("relu", UnaryOp::relu, BinaryOp::relu_backward, Saved::input, x);
+  return with_fused_gradient("relu", "relu_backward", UnaryOp::relu, BinaryOp::relu_backward,
+                             Saved::input, x);
 }
 
 // y = min(max(x, low), high)     grad_x = grad * [low <= x <= high]

@@ -1,5 +1,5 @@
-// src/ops/fused_helpers.cpp — the pointwise fused-op skeleton and the small checks shared by
-// softmax.cpp, divergence.cpp, gaussian.cpp and losses.cpp.
+// src/ops/fused_helpers.cpp — the pointwise fused-op skeleton and the small checks and helpers
+// shared by softmax.cpp, divergence.cpp, gaussian.cpp and losses.cpp.
 #include "fused_helpers.h"
 
 #include <cmath>
@@ -56,10 +56,23 @@ Tensor reduce_values(const Tensor& values, Reduction reduction, int64_t batch) {
   return values;
 }
 
+Tensor masked(const Tensor& mask, const Tensor& x) {
+  return where(mask, x, zeros({}, x.dtype(), x.device()));
+}
+
+Tensor safe_input(const Tensor& mask, const Tensor& x, double fill) {
+  return where(mask, x, full({}, fill, x.dtype(), x.device()));
+}
+
+Tensor along_axis(const Tensor& grad, const Shape& x_shape, int axis) {
+  return reshape(grad, reduced_shape(x_shape, axis, true));
+}
+
 // ℓ = reduce_i f(inputs_i)      grad_input_k = scale·grad·∂f/∂input_k   (grad per element for
 // reduction none, else the one element of the scalar loss's gradient)
 Tensor pointwise_op(const char* name, Backend::Pointwise kind, std::vector<Tensor> inputs,
-                    Reduction reduction, double param, int differentiable) {
+                    Reduction reduction, PointwisePartial partial, double param,
+                    int differentiable) {
   check(!inputs.empty() && inputs.size() <= 4, name, "takes 1 to 4 inputs");
   Shape shape = inputs[0].shape();
   for (const Tensor& t : inputs) {
@@ -86,19 +99,26 @@ Tensor pointwise_op(const char* name, Backend::Pointwise kind, std::vector<Tenso
   bool recording = false;
   for (const Tensor& t : tracked) recording = recording || needs_grad(t);
   if (recording && grad_enabled())
-    record(name, y, tracked,
-           [inputs, kind, param, reduce, scale, n, recorded](const Tensor& grad, Gradients& g) {
-             Backend::PointwiseInputs pointers;
-             for (size_t k = 0; k < inputs.size(); ++k) pointers.data[k] = inputs[k].raw_data();
-             for (int k = 0; k < recorded; ++k) {
-               if (!g.wants(k)) continue;
-               Tensor grad_input = empty(inputs[k].shape(), grad.dtype(), grad.device());
-               backend_of(grad).pointwise_backward(kind, grad.dtype(), k, grad.raw_data(), reduce,
-                                                   scale, pointers, grad_input.raw_data(), n,
-                                                   param);
-               g.add(k, grad_input);
-             }
-           });
+    record(name, y, tracked, [inputs, kind, param, reduce, scale, n, recorded,
+                              partial](const Tensor& grad, Gradients& g) {
+      bool differentiable = needs_grad(grad);
+      for (const Tensor& t : inputs) differentiable = differentiable || needs_grad(t);
+      if (differentiable && grad_enabled()) {  // create_graph: the formula in engine ops
+        Tensor upstream = scale == 1.0 ? grad : mul(grad, scale);
+        for (int k = 0; k < recorded; ++k)
+          if (g.wants(k)) g.add(k, mul(upstream, partial(inputs, k, param)));
+        return;
+      }
+      Backend::PointwiseInputs pointers;
+      for (size_t k = 0; k < inputs.size(); ++k) pointers.data[k] = inputs[k].raw_data();
+      for (int k = 0; k < recorded; ++k) {
+        if (!g.wants(k)) continue;
+        Tensor grad_input = empty(inputs[k].shape(), grad.dtype(), grad.device());
+        backend_of(grad).pointwise_backward(kind, grad.dtype(), k, grad.raw_data(), reduce, scale,
+                                            pointers, grad_input.raw_data(), n, param);
+        g.add(k, grad_input);
+      }
+    });
   return y;
 }
 

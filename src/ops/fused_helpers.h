@@ -10,12 +10,26 @@
 
 namespace tg::detail {
 
+// ∂f/∂input_k of a pointwise function f, elementwise, written with the engine's ops (so that it
+// is recorded and differentiable): what a fused primitive's backward computes when the sweep
+// records (create_graph). The same formula as the kernel's grad<k> in src/kernels/fused_math.h.
+using PointwisePartial = Tensor (*)(const std::vector<Tensor>& inputs, int k, double param);
+
 // Runs a Backend::Pointwise kernel over `inputs` (broadcast to a common shape) and reduces it,
 // in one pass, recording one tape entry `name` whose backward calls the kernel's gradient for
-// each input that wants one. Only the first `differentiable` inputs are recorded (the rest,
-// like reparameterize's noise, are constants); -1 means all.
+// each input that wants one — or, when the sweep records, multiplies grad by `partial`, so that
+// second derivatives come from the engine's ops. Only the first `differentiable` inputs are
+// recorded (the rest, like reparameterize's noise, are constants); -1 means all.
 Tensor pointwise_op(const char* name, Backend::Pointwise kind, std::vector<Tensor> inputs,
-                    Reduction reduction, double param = 0, int differentiable = -1);
+                    Reduction reduction, PointwisePartial partial, double param = 0,
+                    int differentiable = -1);
+
+// where(mask, x, 0) for a formula that is only defined where `mask` holds (a log of p where
+// p > 0): `x` must then be computed from inputs made safe with safe_input (below), so that the
+// discarded positions get a zero gradient, not 0·inf = NaN, when it is differentiated again.
+Tensor masked(const Tensor& mask, const Tensor& x);
+// where(mask, x, fill): x where the formula is defined, a harmless stand-in elsewhere.
+Tensor safe_input(const Tensor& mask, const Tensor& x, double fill);
 
 // Applies `reduction` to per-distribution values (engine ops, recorded as usual). batchmean
 // divides the sum by `batch`.
@@ -48,5 +62,17 @@ Tempered tempered_layout(const char* op, const Tensor& x, int axis, const Tensor
 // to x: grad_T = -Σ_j x_j·grad_x_j / T over the axis (the sum over the batch is left to
 // Gradients::add, which sums it to T's shape).
 Tensor temperature_grad(const Tensor& x, const Tensor& grad_x, const Tempered& tempered);
+// x / T: by the temperature tensor (recorded) or the number.
+Tensor divide_by_temperature(const Tensor& x, const Tempered& tempered);
+
+// softmax / log_softmax of x / T along the tempered axis (src/ops/softmax.cpp), and its backward
+// kernel from the saved output y, an op of its own.
+using SoftmaxKind = Backend::SoftmaxKind;
+Tensor softmax_op(SoftmaxKind kind, const Tensor& x, const Tempered& tempered);
+Tensor softmax_backward(SoftmaxKind kind, const Tensor& grad, const Tensor& y,
+                        const Tempered& tempered);
+
+// `grad` of per-distribution values (x's shape without `axis`) reshaped to broadcast against x.
+Tensor along_axis(const Tensor& grad, const Shape& x_shape, int axis);
 
 }  // namespace tg::detail

@@ -1,5 +1,6 @@
-// src/ops/index.cpp — gather, index_select and one_hot. Index tensors are i64; every index is
-// checked before a kernel sees it, so a bad label is an error, never an out-of-bounds read.
+// src/ops/index.cpp — gather, index_select and one_hot, and the scatter that is their backward.
+// Index tensors are i64; every index is checked before a kernel sees it, so a bad label is an
+// error, never an out-of-bounds read.
 #include "op_helpers.h"
 
 namespace tg {
@@ -17,18 +18,50 @@ void check_indices(const char* op, const Tensor& index, int64_t limit) {
   detail::check_index_range(op, index, limit, "index");
 }
 
-// grad_x of a gather: zeros of x's shape with grad added at the gathered positions.
-Tensor scatter_into_zeros(const Tensor& grad, const Tensor& index, const Shape& x_shape, int axis,
-                          bool shared_index) {
-  Tensor out = zeros(x_shape, grad.dtype(), grad.device());
-  AxisView view(x_shape, axis);
+}  // namespace
+
+namespace detail {
+
+// y[..j..] = x[..index[..j..]..] along axis (or, with shared_index, the slices x[index[j]])
+//   grad_x = scatter_along(grad): grad added into zeros of x's shape at index
+Tensor gather_along(const Tensor& x, int axis, const Tensor& index, bool shared_index) {
+  AxisView view(x.shape(), axis);
+  Shape shape = index.shape();
+  if (shared_index) {
+    shape = x.shape();
+    shape[axis] = index.numel();
+  }
+  Tensor y = empty(shape, x.dtype(), x.device());
+  backend_of(x).gather(x.dtype(), x.raw_data(), static_cast<const int64_t*>(index.raw_data()),
+                       y.raw_data(), view.outer, view.n, shape[axis], view.inner, shared_index);
+  if (is_recording(x)) {
+    Shape x_shape = x.shape();
+    record(shared_index ? "index_select" : "gather", y, {x},
+           [index, x_shape, axis, shared_index](const Tensor& grad, Gradients& g) {
+             g.add(0, scatter_along(grad, axis, index, x_shape, shared_index));
+           });
+  }
+  return y;
+}
+
+// z = zeros(shape) with grad added at index along axis (gather's backward, an op of its own)
+//   grad_grad = gather_along(u): the two are each other's adjoint
+Tensor scatter_along(const Tensor& grad, int axis, const Tensor& index, const Shape& shape,
+                     bool shared_index) {
+  Tensor out = zeros(shape, grad.dtype(), grad.device());
+  AxisView view(shape, axis);
   backend_of(grad).scatter_add(grad.dtype(), grad.raw_data(),
                                static_cast<const int64_t*>(index.raw_data()), out.raw_data(),
                                view.outer, view.n, grad.shape()[axis], view.inner, shared_index);
+  if (is_recording(grad))
+    record(shared_index ? "index_select_backward" : "gather_backward", out, {grad},
+           [index, axis, shared_index](const Tensor& u, Gradients& g) {
+             g.add(0, gather_along(u, axis, index, shared_index));
+           });
   return out;
 }
 
-}  // namespace
+}  // namespace detail
 
 // y[..j..] = x[..index[..j..]..] along axis     grad_x = scatter-add of grad at index
 Tensor gather(const Tensor& x, int axis, const Tensor& index) {
@@ -42,17 +75,7 @@ Tensor gather(const Tensor& x, int axis, const Tensor& index) {
   check(index.device() == x.device(), "gather", "index is on ", index.device(), ", x on ",
         x.device());
   check_indices("gather", index, x.shape()[a]);
-  AxisView view(x.shape(), a);
-  Tensor y = empty(index.shape(), x.dtype(), x.device());
-  backend_of(x).gather(x.dtype(), x.raw_data(), static_cast<const int64_t*>(index.raw_data()),
-                       y.raw_data(), view.outer, view.n, index.shape()[a], view.inner, false);
-  if (is_recording(x)) {
-    Shape x_shape = x.shape();
-    record("gather", y, {x}, [index, x_shape, a](const Tensor& grad, Gradients& g) {
-      g.add(0, scatter_into_zeros(grad, index, x_shape, a, false));
-    });
-  }
-  return y;
+  return detail::gather_along(x, a, index, false);
 }
 
 // y = the slices x[index[j]] along axis     grad_x = grad's slices added back at index
@@ -64,19 +87,7 @@ Tensor index_select(const Tensor& x, int axis, const Tensor& index) {
   check(index.device() == x.device(), "index_select", "index is on ", index.device(), ", x on ",
         x.device());
   check_indices("index_select", index, x.shape()[a]);
-  AxisView view(x.shape(), a);
-  Shape shape = x.shape();
-  shape[a] = index.numel();
-  Tensor y = empty(shape, x.dtype(), x.device());
-  backend_of(x).gather(x.dtype(), x.raw_data(), static_cast<const int64_t*>(index.raw_data()),
-                       y.raw_data(), view.outer, view.n, index.numel(), view.inner, true);
-  if (is_recording(x)) {
-    Shape x_shape = x.shape();
-    record("index_select", y, {x}, [index, x_shape, a](const Tensor& grad, Gradients& g) {
-      g.add(0, scatter_into_zeros(grad, index, x_shape, a, true));
-    });
-  }
-  return y;
+  return detail::gather_along(x, a, index, true);
 }
 
 Tensor one_hot(const Tensor& index, int64_t classes, DType dtype) {

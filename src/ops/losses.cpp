@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "fused_helpers.h"
+#include "../kernels/fused_math.h"
 
 namespace tg {
 
@@ -66,13 +67,62 @@ Tensor reduce_kept(const Tensor& loss, const ClassLabels& labels, Reduction redu
 
 int64_t batch_size(const Tensor& t) { return t.dim() > 1 ? t.shape()[0] : 1; }
 
+// PpoClip's gradient (src/kernels/fused_math.h) in engine ops, for a recorded sweep. Which term
+// min picks, and whether the log-ratio is below its clamp, are piecewise constant: masks.
+Tensor ppo_clip_partial(const std::vector<Tensor>& in, int k, double eps) {
+  const Tensor &advantage = in[2];
+  Tensor ratio = exp(clamp(sub(in[0], in[1]), -INFINITY, kernels::kPpoMaxLogRatio));
+  Tensor clipped = clamp(ratio, 1 - eps, 1 + eps);
+  Tensor unclipped, live;
+  {
+    NoGrad no_grad;
+    unclipped = less_equal(mul(ratio, advantage), mul(clipped, advantage));
+    live = less(sub(in[0], in[1]), full({}, kernels::kPpoMaxLogRatio, ratio.dtype(), ratio.device()));
+  }
+  if (k == 2) return neg(where(unclipped, ratio, clipped));
+  Tensor slope = detail::masked(mul(unclipped, live), neg(mul(ratio, advantage)));
+  return k == 0 ? slope : neg(slope);
+}
+
 }  // namespace
+
+// cross_entropy's gradients in engine ops, for a recorded sweep (create_graph). With P the
+// softmax and g the gradient of each sample's loss, along the class axis:
+//   labels:         grad_x = g·(P - ε/C) - (1-ε)·(g scattered at the labels)      (Σ t' = 1)
+//   probabilities:  grad_x = g·(P·Σ t' - t'),  t' = (1-ε)·t + ε/C
+//                   grad_t = -g·(1-ε)·log P
+static void cross_entropy_recorded(const Tensor& grad, const Tensor& logits,
+                                   const Tensor& target, bool labels, double smoothing,
+                                   const detail::Tempered& t, Gradients& g) {
+  const double classes = static_cast<double>(logits.shape()[t.axis]);
+  Tensor per_sample = detail::along_axis(grad, logits.shape(), t.axis);
+  if (g.wants(0)) {
+    Tensor probs = detail::softmax_op(detail::SoftmaxKind::softmax, logits, t);
+    if (labels) {
+      Tensor index = detail::along_axis(target, logits.shape(), t.axis);
+      Tensor at_labels = detail::scatter_along(per_sample, t.axis, index, logits.shape(), false);
+      Tensor spread = smoothing == 0 ? probs : sub(probs, smoothing / classes);
+      g.add(0, sub(mul(per_sample, spread), mul(at_labels, 1 - smoothing)));
+    } else {
+      Tensor smoothed = add(mul(target, 1 - smoothing), smoothing / classes);
+      Tensor total = sum(smoothed, t.axis, true);
+      g.add(0, mul(per_sample, sub(mul(probs, total), smoothed)));
+    }
+  }
+  if (g.wants(1)) {
+    Tensor log_probs = detail::softmax_op(detail::SoftmaxKind::log_softmax, logits, t);
+    g.add(1, mul(mul(per_sample, log_probs), -(1 - smoothing)));
+  }
+}
 
 // ℓ = max(x,0) - x·y + log(1 + e^-|x|)      grad_x = grad·(σ(x) - y)      grad_y = -grad·x
 Tensor bce_with_logits(const Tensor& logits, const Tensor& targets, Reduction reduction) {
   detail::check_floating_group("bce_with_logits", {logits, targets});
   detail::check_same_shape("bce_with_logits", logits, targets, "logits", "targets");
-  return pointwise_op("bce_with_logits", Pointwise::bce_with_logits, {logits, targets}, reduction);
+  return pointwise_op("bce_with_logits", Pointwise::bce_with_logits, {logits, targets}, reduction,
+                      [](const std::vector<Tensor>& in, int k, double) {
+                        return k == 0 ? sub(sigmoid(in[0]), in[1]) : neg(in[0]);
+                      });
 }
 
 
@@ -114,6 +164,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
     record(name, loss, {logits, soft_target},
            [logits, target = class_target, labels, label_smoothing, stats, t, no_classes](
                const Tensor& grad, Gradients& g) {
+             if (grad_enabled() && (needs_grad(grad) || needs_grad(logits) ||
+                                    (!labels && needs_grad(target))))
+               return cross_entropy_recorded(grad, logits, target, labels, label_smoothing, t, g);
              Tensor grad_logits, grad_target;
              if (g.wants(0)) grad_logits = empty(logits.shape(), logits.dtype(), logits.device());
              if (g.wants(1)) grad_target = empty(target.shape(), target.dtype(), target.device());
@@ -148,14 +201,10 @@ Tensor nll(const Tensor& log_probs, const Tensor& class_labels, Reduction reduct
   Tensor loss = detail::unary_kernel(name, UnaryOp::neg, picked);
   if (is_recording(log_probs)) {
     Shape shape = log_probs.shape();
-    record(name, loss, {log_probs}, [labels, shape, view](const Tensor& grad, Gradients& g) {
-      Tensor grad_log_probs = zeros(shape, grad.dtype(), grad.device());
-      Tensor negated = neg(grad);
-      backend_of(grad).scatter_add(grad.dtype(), negated.raw_data(),
-                                   static_cast<const int64_t*>(labels.raw_data()),
-                                   grad_log_probs.raw_data(), view.outer, view.n, 1, view.inner,
-                                   false);
-      g.add(0, grad_log_probs);
+    Tensor index = detail::along_axis(labels, shape, axis);
+    record(name, loss, {log_probs}, [index, shape, axis](const Tensor& grad, Gradients& g) {
+      g.add(0, detail::scatter_along(detail::along_axis(neg(grad), shape, axis), axis, index,
+                                     shape, false));
     });
   }
   return reduce_kept(loss, checked, reduction, batch_size(log_probs));
@@ -165,7 +214,10 @@ Tensor nll(const Tensor& log_probs, const Tensor& class_labels, Reduction reduct
 Tensor mse(const Tensor& input, const Tensor& target, Reduction reduction) {
   detail::check_floating_group("mse", {input, target});
   detail::check_same_shape("mse", input, target, "input", "target");
-  return pointwise_op("mse", Pointwise::squared_error, {input, target}, reduction);
+  return pointwise_op("mse", Pointwise::squared_error, {input, target}, reduction,
+                      [](const std::vector<Tensor>& in, int k, double) {
+                        return mul(sub(in[0], in[1]), k == 0 ? 2.0 : -2.0);
+                      });
 }
 
 // ℓ = T²·KL(softmax(teacher/T) ‖ softmax(student/T)) / N  +  α·CE(student, labels)
@@ -198,7 +250,7 @@ Tensor ppo_clip_loss(const Tensor& logp_new, const Tensor& logp_old, const Tenso
   check(clip_epsilon >= 0 && clip_epsilon < 1, name, "clip epsilon must lie in [0, 1), got ",
         clip_epsilon);
   return pointwise_op(name, Pointwise::ppo_clip, {logp_new, logp_old, advantages}, reduction,
-                      clip_epsilon);
+                      ppo_clip_partial, clip_epsilon);
 }
 
 }  // namespace tg

@@ -39,6 +39,14 @@ struct Strides {
 
 inline Backend& backend_of(const Tensor& t) { return backend_for(t.device()); }
 
+// The adjoint pair behind gather and index_select (src/ops/index.cpp), without the index checks
+// (indices must already be validated): gather_along picks x[index] along `axis` (whole slices
+// x[index[j]] with shared_index); scatter_along adds `grad` into zeros of `shape` at the same
+// positions. Each is recorded with the other as its backward, so both differentiate to any order.
+Tensor gather_along(const Tensor& x, int axis, const Tensor& index, bool shared_index);
+Tensor scatter_along(const Tensor& grad, int axis, const Tensor& index, const Shape& shape,
+                     bool shared_index);
+
 // The sizes of the [outer, n, inner] view of `shape` around `axis`.
 struct AxisView {
   int64_t outer = 1, n = 1, inner = 1;

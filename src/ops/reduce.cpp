@@ -53,10 +53,14 @@ Tensor extreme(const char* name, ReduceOp op, const Tensor& x, int axis, bool ke
   Tensor y = reduce_kernel(name, op, x, axis, keepdim);
   if (is_recording(x))
     record(name, y, {x}, [x, y, axis](const Tensor& grad, Gradients& g) {
-      Tensor winners = equal(x, expand_reduced(y, x.shape(), axis));
-      Tensor count = axis < 0 ? sum(winners) : sum(winners, axis, true);
-      g.add(0, mul(div(winners, expand_reduced(count, x.shape(), axis)),
-                   expand_reduced(grad, x.shape(), axis)));
+      Tensor share;  // [x == y] / ties: piecewise constant, so never recorded
+      {
+        NoGrad no_grad;
+        Tensor winners = equal(x, expand_reduced(y, x.shape(), axis));
+        Tensor count = axis < 0 ? sum(winners) : sum(winners, axis, true);
+        share = div(winners, expand_reduced(count, x.shape(), axis));
+      }
+      g.add(0, mul(share, expand_reduced(grad, x.shape(), axis)));
     });
   return y;
 }

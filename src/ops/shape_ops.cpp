@@ -1,5 +1,6 @@
 // src/ops/shape_ops.cpp — ops that move elements without changing them: reshape, transpose,
-// slice, concat. All but reshape copy (tensors stay contiguous); copy_strided does the walking.
+// slice (and its backward, an op of its own), concat. All but reshape copy (tensors stay
+// contiguous); copy_strided does the walking.
 #include "op_helpers.h"
 
 namespace tg {
@@ -39,13 +40,20 @@ Shape resolve_shape(const Shape& requested, int64_t numel, const Shape& from) {
   return shape;
 }
 
-// grad_x of slice: zeros of x's shape with `grad` written into [start, start + len) of `axis`.
-Tensor embed(const Tensor& grad, const Shape& shape, int axis, int64_t start) {
+// grad_x of slice, recorded as an op of its own: zeros of x's shape with `grad` written into
+// [start, start + len) of `axis`.       z = embed(grad)       grad_grad = slice(u, axis, start, start + len)
+Tensor slice_backward(const Tensor& grad, const Shape& shape, int axis, int64_t start) {
   Tensor out = zeros(shape, grad.dtype(), grad.device());
   Strides out_strides(shape), grad_strides(grad.shape());
   backend_of(grad).copy_strided(grad.dtype(), grad.shape(), grad.raw_data(), grad_strides.values,
                                 byte_offset(out, start * out_strides.values[axis]),
                                 out_strides.values);
+  if (is_recording(grad)) {
+    const int64_t end = start + grad.shape()[axis];
+    record("slice_backward", out, {grad}, [axis, start, end](const Tensor& u, Gradients& g) {
+      g.add(0, slice(u, axis, start, end));
+    });
+  }
   return out;
 }
 
@@ -120,7 +128,7 @@ Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end) {
   if (is_recording(x)) {
     Shape input_shape = x.shape();
     record("slice", y, {x}, [input_shape, a, from](const Tensor& grad, Gradients& g) {
-      g.add(0, embed(grad, input_shape, a, from));
+      g.add(0, slice_backward(grad, input_shape, a, from));
     });
   }
   return y;
