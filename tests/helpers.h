@@ -54,6 +54,14 @@ inline tg::Tensor random_input(const tg::Shape& shape, unsigned seed, double low
     REQUIRE(gradcheck_result.ok);                                   \
   } while (0)
 
+// gradgradcheck (second derivatives) with the failure message shown by Catch.
+#define REQUIRE_GRADGRADCHECK(f, ...)                                       \
+  do {                                                                      \
+    tg::GradcheckResult gradcheck_result = tg::gradgradcheck(f, __VA_ARGS__); \
+    INFO(gradcheck_result.message);                                         \
+    REQUIRE(gradcheck_result.ok);                                           \
+  } while (0)
+
 // Runs `f` and requires a tg::Error whose message contains every one of `parts`.
 template <class F>
 void require_error(F&& f, const std::vector<std::string>& parts) {

@@ -47,7 +47,7 @@ class Gradients;
 //                 live on it), but the entries the sweep ran are released.
 struct BackwardOptions {
   bool create_graph = false;
-  std::optional<bool> retain_graph;
+  std::optional<bool> retain_graph = std::nullopt;
 };
 
 // Turns the gradient of an entry's output into gradients of its inputs, via Gradients::add.

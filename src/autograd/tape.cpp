@@ -227,9 +227,9 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
 
     for (int64_t i = last; i >= stop; --i) {
       Tensor grad = std::move(grads_[i]);
-      if (!grad.defined()) continue;  // nothing downstream of the roots used this entry
       for (; next_capture < captures.size() && captures[next_capture].first == i; ++next_capture)
         input_grads[captures[next_capture].second] = grad;
+      if (!grad.defined()) continue;  // nothing downstream of the roots used this entry
       if (entries_[i].leaf) {
         if (!inputs) deposit(*entries_[i].leaf, std::move(grad));
         continue;
