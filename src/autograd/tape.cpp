@@ -139,6 +139,20 @@ void deposit(TensorImpl& leaf, Tensor grad) {
   leaf.grad = exclusive ? grad : grad.clone();
 }
 
+// Throws unless `root` can be differentiated with `seed` as its gradient.
+void check_root(const Tensor& root, const Tensor& seed) {
+  check(root.defined(), "backward", "the tensor is undefined");
+  check(root.requires_grad(), "backward",
+        "the tensor does not require grad: nothing it was computed from called "
+        "set_requires_grad(), or it was computed under NoGrad");
+  check(seed.defined() && seed.shape() == root.shape() && seed.dtype() == root.dtype(),
+        "backward", "the gradient's shape/dtype ", seed.shape(), " ", seed.dtype(),
+        " does not match the output's ", root.shape(), " ", root.dtype());
+  // Backward functions hand the gradient's memory to the output's backend as its own.
+  check(seed.device() == root.device(), "backward", "the gradient is on ", seed.device(),
+        ", the output on ", root.device(), " (move it with .to(Device))");
+}
+
 // Sets the gradient mode for the duration of a sweep.
 struct GradModeScope {
   bool previous;
@@ -165,16 +179,7 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
   int64_t last = -1;
   for (size_t r = 0; r < roots.size(); ++r) {
     const Tensor &root = roots[r], &seed = grad_roots[r];
-    check(root.defined(), "backward", "the tensor is undefined");
-    check(root.requires_grad(), "backward",
-          "the tensor does not require grad: nothing it was computed from called "
-          "set_requires_grad(), or it was computed under NoGrad");
-    check(seed.defined() && seed.shape() == root.shape() && seed.dtype() == root.dtype(),
-          "backward", "the gradient's shape/dtype ", seed.shape(), " ", seed.dtype(),
-          " does not match the output's ", root.shape(), " ", root.dtype());
-    // Backward functions hand the gradient's memory to the output's backend as its own.
-    check(seed.device() == root.device(), "backward", "the gradient is on ", seed.device(),
-          ", the output on ", root.device(), " (move it with .to(Device))");
+    check_root(root, seed);
     TensorImpl& impl = *root.impl();
     const bool on_tape = impl.tape_generation == generation_;
     if (impl.is_leaf && !on_tape) {
