@@ -48,6 +48,11 @@ Plot& Plot::legend_outside() {
   return *this;
 }
 
+Plot& Plot::log_x() {
+  log_x_ = true;
+  return *this;
+}
+
 Plot& Plot::x_range(double low, double high) {
   fixed_x_ = true;
   x_low_ = low;
@@ -104,8 +109,22 @@ void Plot::save_png(const std::string& path, int width, int height) const {
             "PLplot's memcairo device is missing; install it with "
             "`apt-get install plplot-driver-cairo`");
   double x_low = x_low_, x_high = x_high_, y_low = y_low_, y_high = y_high_;
+  // With a log x axis PLplot draws log10(x): the series are transformed first.
+  std::vector<Series> series = series_;
+  if (log_x_)
+    for (Series& s : series) {
+      Series kept = s;
+      kept.x.clear();
+      kept.y.clear();
+      for (size_t i = 0; i < s.x.size(); ++i)
+        if (s.x[i] > 0) {
+          kept.x.push_back(std::log10(s.x[i]));
+          kept.y.push_back(s.y[i]);
+        }
+      s = kept;
+    }
   std::vector<const std::vector<double>*> xs, ys;
-  for (const Series& s : series_) {
+  for (const Series& s : series) {
     xs.push_back(&s.x);
     ys.push_back(&s.y);
   }
@@ -124,14 +143,14 @@ void Plot::save_png(const std::string& path, int width, int height) const {
   pladv(0);
   plvpor(0.1, legend_outside_ ? 0.74 : 0.95, 0.12, 0.9);  // room for the legend on the right
   plwind(x_low, x_high, y_low, y_high);
-  plbox("bcnst", 0, 0, "bcnstv", 0, 0);
+  plbox(log_x_ ? "bcnstl" : "bcnst", 0, 0, "bcnstv", 0, 0);
   pllab(x_label_.c_str(), y_label_.c_str(), title_.c_str());
 
   std::vector<PLINT> opt, text_colors, line_colors, line_styles, symbol_colors, symbol_numbers;
   std::vector<PLFLT> line_widths, symbol_scales;
   std::vector<const char*> texts, symbols;
-  for (size_t i = 0; i < series_.size(); ++i) {
-    const Series& s = series_[i];
+  for (size_t i = 0; i < series.size(); ++i) {
+    const Series& s = series[i];
     PLINT color_index = static_cast<PLINT>(1 + i % 14);
     plscol0(color_index, s.color.r, s.color.g, s.color.b);
     plcol0(color_index);
@@ -155,14 +174,14 @@ void Plot::save_png(const std::string& path, int width, int height) const {
     symbol_numbers.push_back(1);
     symbols.push_back("#(850)");
   }
-  if (!series_.empty()) {
+  if (!series.empty()) {
     PLFLT legend_width, legend_height;
     plcol0(15);
     pllegend(&legend_width, &legend_height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
              legend_outside_ ? PL_POSITION_RIGHT | PL_POSITION_OUTSIDE
                              : PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE,
              0.02, 0.02, 0.1, 0, 15, 1,
-             0, 0, static_cast<PLINT>(series_.size()), opt.data(), 1.0, 1.0, 2.0, 0.0,
+             0, 0, static_cast<PLINT>(series.size()), opt.data(), 1.0, 1.0, 2.0, 0.0,
              text_colors.data(), texts.data(), nullptr, nullptr, nullptr, nullptr,
              line_colors.data(), line_styles.data(), line_widths.data(), symbol_colors.data(),
              symbol_scales.data(), symbol_numbers.data(), symbols.data());

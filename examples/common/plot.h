@@ -31,7 +31,9 @@ class Plot {
                const std::vector<double>& y, Color color);
   // Puts the legend to the right of the plot instead of inside it (for dense scatter plots).
   Plot& legend_outside();
-  // Fixes an axis range instead of fitting the data.
+  // A logarithmic x axis (ticks at powers of 10); x values ≤ 0 are left out.
+  Plot& log_x();
+  // Fixes an axis range instead of fitting the data (for a log axis: in log10 units).
   Plot& x_range(double low, double high);
   Plot& y_range(double low, double high);
 
@@ -47,7 +49,7 @@ class Plot {
   };
   std::string title_, x_label_, y_label_;
   std::vector<Series> series_;
-  bool fixed_x_ = false, fixed_y_ = false, legend_outside_ = false;
+  bool fixed_x_ = false, fixed_y_ = false, legend_outside_ = false, log_x_ = false;
   double x_low_ = 0, x_high_ = 1, y_low_ = 0, y_high_ = 1;
 };
 
