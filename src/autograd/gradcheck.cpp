@@ -157,7 +157,8 @@ GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Tensor>&
   std::vector<std::vector<double>> v_jacobian;                // fast: vᵀJ, per input
   std::vector<std::vector<std::vector<double>>> jacobian;     // full: [input][out][elem]
   if (options.fast) {
-    for (const Tensor& g : grad({output}, wrt, {v}, {false, true})) v_jacobian.push_back(g.to_vector());
+    for (const Tensor& g : grad({output}, wrt, {v}, {false, true}))
+      v_jacobian.push_back(g.to_vector());
   } else {
     jacobian.resize(wrt.size(), std::vector<std::vector<double>>(outputs));
     for (int64_t j = 0; j < outputs; ++j) {

@@ -77,7 +77,8 @@ Tensor ppo_clip_partial(const std::vector<Tensor>& in, int k, double eps) {
   {
     NoGrad no_grad;
     unclipped = less_equal(mul(ratio, advantage), mul(clipped, advantage));
-    live = less(sub(in[0], in[1]), full({}, kernels::kPpoMaxLogRatio, ratio.dtype(), ratio.device()));
+    Tensor limit = full({}, kernels::kPpoMaxLogRatio, ratio.dtype(), ratio.device());
+    live = less(sub(in[0], in[1]), limit);
   }
   if (k == 2) return neg(where(unclipped, ratio, clipped));
   Tensor slope = detail::masked(mul(unclipped, live), neg(mul(ratio, advantage)));

@@ -46,7 +46,8 @@ Tensor softmax_backward(SoftmaxKind kind, const Tensor& grad, const Tensor& y, c
              } else {
                Tensor p = exp(y);
                if (g.wants(0)) g.add(0, divide_by_temperature(sub(u, row_sum(mul(u, p))), t));
-               if (g.wants(1)) g.add(1, neg(divide_by_temperature(mul(mul(u, p), row_sum(grad)), t)));
+               if (g.wants(1))
+                 g.add(1, neg(divide_by_temperature(mul(mul(u, p), row_sum(grad)), t)));
              }
              if (g.wants(2)) g.add(2, temperature_grad(u, z, t));
            });
