@@ -46,21 +46,15 @@ inline tg::Tensor random_input(const tg::Shape& shape, unsigned seed, double low
   return tg::tensor(values, shape, tg::DType::f64).set_requires_grad();
 }
 
-// gradcheck with the failure message shown by Catch.
-#define REQUIRE_GRADCHECK(f, ...)                                   \
-  do {                                                              \
-    tg::GradcheckResult gradcheck_result = tg::gradcheck(f, __VA_ARGS__); \
-    INFO(gradcheck_result.message);                                 \
-    REQUIRE(gradcheck_result.ok);                                   \
+// gradcheck, and gradgradcheck (second derivatives), with the failure message shown by Catch.
+#define REQUIRE_CHECK_PASSES(check, f, ...)                              \
+  do {                                                                   \
+    tg::GradcheckResult gradcheck_result = check(f, __VA_ARGS__);        \
+    INFO(gradcheck_result.message);                                      \
+    REQUIRE(gradcheck_result.ok);                                        \
   } while (0)
-
-// gradgradcheck (second derivatives) with the failure message shown by Catch.
-#define REQUIRE_GRADGRADCHECK(f, ...)                                       \
-  do {                                                                      \
-    tg::GradcheckResult gradcheck_result = tg::gradgradcheck(f, __VA_ARGS__); \
-    INFO(gradcheck_result.message);                                         \
-    REQUIRE(gradcheck_result.ok);                                           \
-  } while (0)
+#define REQUIRE_GRADCHECK(f, ...) REQUIRE_CHECK_PASSES(tg::gradcheck, f, __VA_ARGS__)
+#define REQUIRE_GRADGRADCHECK(f, ...) REQUIRE_CHECK_PASSES(tg::gradgradcheck, f, __VA_ARGS__)
 
 // Runs `f` and requires a tg::Error whose message contains every one of `parts`.
 template <class F>

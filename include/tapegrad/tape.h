@@ -157,25 +157,24 @@ Tensor hvp(const std::function<Tensor(const Tensor&)>& f, const Tensor& x, const
 // Gradient mode. Under a NoGrad scope nothing is recorded and ops cost what their kernels cost;
 // an EnableGrad scope turns recording back on inside one (PyTorch's enable_grad).
 bool grad_enabled();
-class NoGrad {
+// Sets the gradient mode of the calling thread for a scope, and restores it afterwards.
+class GradMode {
  public:
-  NoGrad();
-  ~NoGrad();
-  NoGrad(const NoGrad&) = delete;
-  NoGrad& operator=(const NoGrad&) = delete;
+  explicit GradMode(bool enabled);
+  ~GradMode();
+  GradMode(const GradMode&) = delete;
+  GradMode& operator=(const GradMode&) = delete;
 
  private:
   bool previous_;
 };
-class EnableGrad {
+class NoGrad : public GradMode {
  public:
-  EnableGrad();
-  ~EnableGrad();
-  EnableGrad(const EnableGrad&) = delete;
-  EnableGrad& operator=(const EnableGrad&) = delete;
-
- private:
-  bool previous_;
+  NoGrad() : GradMode(false) {}
+};
+class EnableGrad : public GradMode {
+ public:
+  EnableGrad() : GradMode(true) {}
 };
 
 // --- for op implementers ---

@@ -27,10 +27,8 @@ uint64_t next_generation() {
 }  // namespace
 
 bool grad_enabled() { return grad_mode_enabled; }
-NoGrad::NoGrad() : previous_(grad_mode_enabled) { grad_mode_enabled = false; }
-NoGrad::~NoGrad() { grad_mode_enabled = previous_; }
-EnableGrad::EnableGrad() : previous_(grad_mode_enabled) { grad_mode_enabled = true; }
-EnableGrad::~EnableGrad() { grad_mode_enabled = previous_; }
+GradMode::GradMode(bool enabled) : previous_(grad_mode_enabled) { grad_mode_enabled = enabled; }
+GradMode::~GradMode() { grad_mode_enabled = previous_; }
 
 Tape& tape() {
   thread_local Tape thread_tape;
@@ -152,15 +150,6 @@ void check_root(const Tensor& root, const Tensor& seed) {
   check(seed.device() == root.device(), "backward", "the gradient is on ", seed.device(),
         ", the output on ", root.device(), " (move it with .to(Device))");
 }
-
-// Sets the gradient mode for the duration of a sweep.
-struct GradModeScope {
-  bool previous;
-  explicit GradModeScope(bool enabled) : previous(grad_mode_enabled) {
-    grad_mode_enabled = enabled;
-  }
-  ~GradModeScope() { grad_mode_enabled = previous; }
-};
 }  // namespace
 
 std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
@@ -213,7 +202,7 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
   {
     // Without create_graph the backward functions' own ops are not recorded; with it they are,
     // onto this tape, after the entries being differentiated (so the loop never reaches them).
-    GradModeScope mode(options.create_graph);
+    GradMode mode(options.create_graph);
     // However the sweep ends (a backward function may throw), it releases the gradients it holds.
     struct SweepScope {
       Tape& tape;
