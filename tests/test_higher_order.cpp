@@ -393,6 +393,11 @@ TEST_CASE("second derivatives of softmax and log_softmax, with temperatures",
   }
   REQUIRE_GRADGRADCHECK([](const Inputs& in) { return softmax(in[0], -1, in[1]); }, {x, t});
   REQUIRE_GRADGRADCHECK([](const Inputs& in) { return log_softmax(in[0], -1, in[1]); }, {x, t});
+  // An empty distribution axis: nothing to compute, at any order.
+  Tensor none = zeros({2, 0}, DType::f64).set_requires_grad();
+  Tensor g = grad({sum(softmax(none, 1) * 2.0)}, {none}, {}, true)[0];
+  REQUIRE(g.shape() == Shape{2, 0});
+  REQUIRE(grad({sum(square(g))}, {none})[0].shape() == Shape{2, 0});
 }
 
 TEST_CASE("second derivatives of the divergences and entropies", "[higher_order]") {

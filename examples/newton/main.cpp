@@ -10,8 +10,8 @@
 // Problems: L2-regularised logistic regression on two Fashion-MNIST classes (T-shirt/top
 // against shirt by default, a hard pair), and the Rosenbrock function in 2 and 100 dimensions.
 // Methods: gradient descent (with the same backtracking line search, so it needs no tuning), Adam
-// (tg::optim::Adam) and Newton-CG. Prints iterations, loss, gradient norm and time; writes
-// newton.csv (every iteration of every run) and one convergence plot per problem.
+// (tg::optim::Adam) and Newton-CG. Prints iterations, loss, gradient norm and time; writes a
+// CSV of every iteration of every run and one convergence plot per problem.
 //
 //   ./build/examples/newton/newton [--problems logistic,rosenbrock2,rosenbrock100]
 //       [--seconds 10] [--out out/newton] [--data /usr/share/datasets/fashion-mnist]
@@ -20,9 +20,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -181,7 +179,7 @@ Step backtrack(const Problem& p, const tg::Tensor& theta, double loss, const tg:
 
 // ---------------------------------------------------------------- the three methods
 
-// One row per iteration: what newton.csv and the plots show.
+// One row per iteration: what the CSV files and the plots show.
 struct Trace {
   std::string method;
   std::vector<double> seconds, loss, grad_norm;
@@ -314,15 +312,13 @@ Trace newton_cg(const Problem& p, const Options& options) {
 
 using Runs = std::vector<std::pair<Problem, std::vector<Trace>>>;
 
-void write_csv(const std::string& path, const Runs& runs) {
-  std::ofstream csv(path);
-  csv << std::setprecision(17) << "problem,method,iteration,seconds,loss,grad_norm,evaluations\n";
-  for (const auto& [problem, traces] : runs)
-    for (const Trace& t : traces)
-      for (size_t i = 0; i < t.loss.size(); ++i)
-        csv << problem.name << ',' << t.method << ',' << i << ',' << t.seconds[i] << ','
-            << t.loss[i] << ',' << t.grad_norm[i] << ',' << t.evaluations[i] << '\n';
-  tg::check(static_cast<bool>(csv.flush()), "newton", "could not write ", path);
+// <problem>_<method>.csv: every iteration of one run.
+void write_csv(const std::string& path, const Trace& t) {
+  std::vector<std::vector<double>> rows;
+  for (size_t i = 0; i < t.loss.size(); ++i)
+    rows.push_back({static_cast<double>(i), t.seconds[i], t.loss[i], t.grad_norm[i],
+                    static_cast<double>(t.evaluations[i])});
+  tg::data::write_csv(path, {"iteration", "seconds", "loss", "grad_norm", "evaluations"}, rows);
 }
 
 // log10(f - f*) against time, one line per method.
@@ -369,7 +365,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--threads", o.threads, "BLAS threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--out", o.out, "output folder for newton.csv and the plots");
+  app.add_option("--out", o.out, "output folder for the CSV files and the plots");
   CLI11_PARSE(app, argc, argv);
   tg::set_num_threads(o.threads);
 
@@ -425,9 +421,10 @@ int main(int argc, char** argv) {
         std::printf("\n");
       }
       write_plot(o.out + "/newton_" + problem.name + ".png", problem, traces, best);
+      for (const Trace& t : traces)
+        write_csv(o.out + "/" + problem.name + "_" + t.method + ".csv", t);
     }
-    write_csv(o.out + "/newton.csv", runs);
-    std::cout << "\nwrote " << o.out << "/newton.csv and newton_<problem>.png\n";
+    std::cout << "\nwrote " << o.out << "/newton_<problem>.png and <problem>_<method>.csv\n";
     return 0;
   } catch (const tg::Error& e) {
     std::cerr << e.what() << "\n";
