@@ -181,8 +181,8 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
     }
     check(on_tape, "backward",
           "this tensor was recorded on a tape that has since been cleared (a backward() without "
-          "retain_graph clears it); recompute the forward pass, or pass retain_graph=true to the "
-          "earlier backward()");
+          "retain_graph clears it); recompute the forward pass, or retain the tape in the earlier "
+          "backward: backward(loss, {false, true}) (create_graph, retain_graph)");
     root_indices.push_back(impl.tape_index);
     last = std::max(last, impl.tape_index);
   }

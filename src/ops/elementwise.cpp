@@ -221,10 +221,11 @@ Tensor square(const Tensor& x) {
 // pattern), so a gradient of a gradient goes through it. It is linear in `grad`, so its gradient
 // with respect to grad is the same kernel applied to the incoming u; docs/math.md §second
 // derivatives has the rest:
-//   relu_backward     z = grad·[x > 0]        grad_grad = relu_backward(u, x)      grad_x = 0
-//   abs_backward      z = grad·sign(x)        grad_grad = abs_backward(u, x)       grad_x = 0
-//   tanh_backward     z = grad·(1 - y²)       grad_grad = tanh_backward(u, y)      grad_y = -2·u·grad·y
-//   sigmoid_backward  z = grad·y·(1 - y)      grad_grad = sigmoid_backward(u, y)   grad_y = u·grad·(1 - 2y)
+//   relu_backward     z = grad·[x > 0]     grad_grad = relu_backward(u, x)     grad_x = 0
+//   abs_backward      z = grad·sign(x)     grad_grad = abs_backward(u, x)      grad_x = 0
+//   tanh_backward     z = grad·(1 - y²)    grad_grad = tanh_backward(u, y)     grad_y = -2·u·grad·y
+//   sigmoid_backward  z = grad·y·(1 - y)   grad_grad = sigmoid_backward(u, y)
+//                                          grad_y = u·grad·(1 - 2y)
 // (relu's and abs's slopes are constant away from 0, where PyTorch takes them as 0 too.)
 enum class Saved { input, output };
 
