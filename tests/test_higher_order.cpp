@@ -81,6 +81,26 @@ TEST_CASE("grad sums over several outputs and checks its arguments", "[higher_or
   tape().clear();
 }
 
+TEST_CASE("grad computes, and records, only the gradients that reach its inputs",
+          "[higher_order]") {
+  tape().clear();
+  Tensor x = tensor({0.1, 0.7}, {1, 2}, DType::f64).set_requires_grad();
+  Tensor w = tensor({0.5, -0.3, 0.2, 0.8}, {2, 2}, DType::f64).set_requires_grad();
+  Tensor y = sum(tanh(linear(x, w, Tensor())));
+  const size_t forward = tape().size();  // leaf x, leaf w, linear, tanh, sum
+  Tensor g = grad({y}, {x}, {}, true)[0];
+  INFO(tape().to_string());
+  // tanh_backward and the matmul that makes x's gradient; w's gradient is not wanted
+  REQUIRE(tape().size() == forward + 2);
+  REQUIRE(tape().entry(forward).op == std::string("tanh_backward"));
+  REQUIRE(tape().entry(forward + 1).shape == Shape{1, 2});
+  // g = Σ_i (1 - tanh²(x·wᵀ)_i)·w[i, :]
+  double d0 = 1 - std::pow(std::tanh(0.1 * 0.5 - 0.7 * 0.3), 2);
+  double d1 = 1 - std::pow(std::tanh(0.1 * 0.2 + 0.7 * 0.8), 2);
+  require_values(g, {d0 * 0.5 + d1 * 0.2, -d0 * 0.3 + d1 * 0.8}, 1e-12);
+  tape().clear();
+}
+
 TEST_CASE("create_graph records the gradient, which can be differentiated again",
           "[higher_order]") {
   Tensor x = tensor({0.5, -1, 2}, DType::f64).set_requires_grad();

@@ -106,6 +106,7 @@ class Tape {
 
   std::vector<TapeEntry> entries_;
   std::vector<Tensor> grads_;  // gradient of each entry's output, live only during backward
+  std::vector<char> leads_to_input_;  // grad() only: which entries an input was computed from
   uint64_t generation_;
   bool sweeping_ = false;      // a backward is running (backward functions must not start one)
 };
@@ -140,8 +141,9 @@ void backward(const Tensor& output, const Tensor& grad_output,
 // PyTorch's autograd.grad: the gradients of `outputs` with respect to `inputs` (leaves or
 // intermediate tensors), returned in input order without touching any grad(). `grad_outputs`
 // seeds each output (empty: 1 for each, which must then have one element). An input that
-// requires grad but does not influence the outputs gets zeros. With create_graph the gradients
-// are recorded and can be differentiated again.
+// requires grad but does not influence the outputs gets zeros. Only gradients on the way to an
+// input are computed. With create_graph the gradients are recorded and can be differentiated
+// again.
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs = {},
                          const BackwardOptions& options = {});

@@ -105,7 +105,8 @@ void Tape::append(const char* op, Tensor& output, std::vector<int64_t> inputs,
 
 bool Gradients::wants(int input) const {
   const TapeEntry& entry = tape_.entries_[entry_index_];
-  return input < static_cast<int>(entry.inputs.size()) && entry.inputs[input] >= 0;
+  if (input >= static_cast<int>(entry.inputs.size()) || entry.inputs[input] < 0) return false;
+  return tape_.leads_to_input_.empty() || tape_.leads_to_input_[entry.inputs[input]];
 }
 
 void Gradients::add(int input, const Tensor& grad) {
@@ -209,10 +210,20 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
       explicit SweepScope(Tape& t) : tape(t) { tape.sweeping_ = true; }
       ~SweepScope() {
         tape.grads_.clear();
+        tape.leads_to_input_.clear();
         tape.sweeping_ = false;
       }
     } sweep{*this};
     grads_.assign(last + 1, Tensor());
+    // grad() computes only the gradients that can reach an input: those of the entries an input
+    // is, or was computed from (one forward pass over the entries' input lists).
+    if (inputs) {
+      leads_to_input_.assign(last + 1, 0);
+      for (const auto& capture : captures) leads_to_input_[capture.first] = 1;
+      for (int64_t i = std::max<int64_t>(stop, 0); i <= last; ++i)
+        for (int64_t input : entries_[i].inputs)
+          if (input >= stop && leads_to_input_[input]) leads_to_input_[i] = 1;
+    }
     for (size_t r = 0; r < roots.size(); ++r) {
       if (root_indices[r] < 0) continue;
       Tensor& slot = grads_[root_indices[r]];
@@ -224,6 +235,7 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
       for (; next_capture < captures.size() && captures[next_capture].first == i; ++next_capture)
         input_grads[captures[next_capture].second] = grad;
       if (!grad.defined()) continue;  // nothing downstream of the roots used this entry
+      if (inputs && !leads_to_input_[i]) continue;  // no input was computed from it
       if (entries_[i].leaf) {
         if (!inputs) deposit(*entries_[i].leaf, std::move(grad));
         continue;
