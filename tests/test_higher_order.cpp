@@ -99,6 +99,14 @@ TEST_CASE("grad computes, and records, only the gradients that reach its inputs"
   double d1 = 1 - std::pow(std::tanh(0.1 * 0.2 + 0.7 * 0.8), 2);
   require_values(g, {d0 * 0.5 + d1 * 0.2, -d0 * 0.3 + d1 * 0.8}, 1e-12);
   tape().clear();
+  // An input computed from tensors whose gradients are not wanted: its own backward is skipped.
+  Tensor doubled = x * 2.0;
+  Tensor h = tanh(w);
+  std::vector<Tensor> gs = grad({sum(linear(doubled, h, Tensor()))}, {x, h}, {}, true);
+  INFO(tape().to_string());
+  REQUIRE(tape().to_string().find("tanh_backward") == std::string::npos);
+  require_values(gs[1], {0.2, 1.4, 0.2, 1.4}, 1e-12);  // each row of h meets 2x
+  tape().clear();
 }
 
 TEST_CASE("create_graph records the gradient, which can be differentiated again",

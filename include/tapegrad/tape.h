@@ -104,9 +104,24 @@ class Tape {
   int64_t index_of(const Tensor& input, const char* op);
   void append(const char* op, Tensor& output, std::vector<int64_t> inputs, BackwardFn backward);
 
+  // The sweep's bookkeeping (tape.cpp, after backward()).
+  struct SweepState;
+  int64_t entry_of_root(const Tensor& root, const Tensor& seed);
+  int64_t entry_at_or_below(const Tensor& input, int64_t last) const;
+  int64_t mark_needed(const std::vector<int64_t>& input_entries, int64_t last);
+  void accumulate(int64_t entry, const Tensor& grad);
+  Tensor take_gradient(int64_t entry);
+  void run_backward(int64_t entry, const Tensor& grad, bool retain);
+  std::vector<Tensor> returned_gradients(const std::vector<Tensor>& inputs,
+                                         const std::vector<int64_t>& input_entries) const;
+
+  // What a grad() sweep needs of an entry: nothing, its gradient on the way to an input, or its
+  // gradient as a result (an input of grad()).
+  enum Need : char { not_needed, needed, returned };
+
   std::vector<TapeEntry> entries_;
   std::vector<Tensor> grads_;  // gradient of each entry's output, live only during backward
-  std::vector<char> leads_to_input_;  // grad() only: which entries an input was computed from
+  std::vector<Need> need_;     // grad() only, one per entry; empty for backward(): all needed
   uint64_t generation_;
   bool sweeping_ = false;      // a backward is running (backward functions must not start one)
 };

@@ -106,7 +106,7 @@ void Tape::append(const char* op, Tensor& output, std::vector<int64_t> inputs,
 bool Gradients::wants(int input) const {
   const TapeEntry& entry = tape_.entries_[entry_index_];
   if (input >= static_cast<int>(entry.inputs.size()) || entry.inputs[input] < 0) return false;
-  return tape_.leads_to_input_.empty() || tape_.leads_to_input_[entry.inputs[input]];
+  return tape_.need_.empty() || tape_.need_[entry.inputs[input]] != Tape::not_needed;
 }
 
 void Gradients::add(int input, const Tensor& grad) {
@@ -120,9 +120,7 @@ void Gradients::add(int input, const Tensor& grad) {
   check(g.dtype() == dtype, "backward", "entry #", entry_index_, " (",
         tape_.entries_[entry_index_].op, ") produced a ", g.dtype(), " gradient for its ", dtype,
         " input ", input);
-  // Accumulate, never assign: a value used twice (y = x * x) receives both contributions.
-  Tensor& slot = tape_.grads_[target];
-  slot = slot.defined() ? tg::add(slot, g) : g;
+  tape_.accumulate(target, g);
 }
 
 namespace {
@@ -153,117 +151,151 @@ void check_root(const Tensor& root, const Tensor& seed) {
 }
 }  // namespace
 
+// The gradients a sweep holds and which entries it needs, released however the sweep ends (a
+// backward function may throw).
+struct Tape::SweepState {
+  Tape& tape;
+  SweepState(Tape& t, int64_t last) : tape(t) {
+    tape.sweeping_ = true;
+    tape.grads_.assign(last + 1, Tensor());
+  }
+  ~SweepState() {
+    tape.grads_.clear();
+    tape.need_.clear();
+    tape.sweeping_ = false;
+  }
+};
+
 std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
                                    const std::vector<Tensor>& grad_roots,
                                    const BackwardOptions& options,
                                    const std::vector<Tensor>* inputs) {
   check(!sweeping_, "backward",
         "called from inside a backward function; a sweep cannot start another one");
+  check(!roots.empty() && roots.size() == grad_roots.size(), "backward", "got ",
+        grad_roots.size(), " gradients for ", roots.size(), " outputs");
   const bool retain = options.retain_graph.value_or(options.create_graph);
-  const size_t input_count = inputs ? inputs->size() : 0;
-  std::vector<Tensor> input_grads(input_count);
+  std::vector<int64_t> root_entries;
+  for (size_t r = 0; r < roots.size(); ++r)
+    root_entries.push_back(entry_of_root(roots[r], grad_roots[r]));
+  const int64_t last = *std::max_element(root_entries.begin(), root_entries.end());
+  std::vector<int64_t> input_entries;  // grad(): where each input's gradient will be
+  if (inputs)
+    for (const Tensor& input : *inputs) input_entries.push_back(entry_at_or_below(input, last));
 
-  // Where each root's gradient starts. A leaf that no op has used has no entry: its gradient is
-  // its seed, handed over directly.
-  std::vector<int64_t> root_indices;
-  int64_t last = -1;
-  for (size_t r = 0; r < roots.size(); ++r) {
-    const Tensor &root = roots[r], &seed = grad_roots[r];
-    check_root(root, seed);
-    TensorImpl& impl = *root.impl();
-    const bool on_tape = impl.tape_generation == generation_;
-    if (impl.is_leaf && !on_tape) {
-      if (!inputs) deposit(impl, seed);
-      for (size_t k = 0; k < input_count; ++k)
-        if ((*inputs)[k].same(root))
-          input_grads[k] = input_grads[k].defined() ? tg::add(input_grads[k], seed) : seed;
-      root_indices.push_back(-1);
-      continue;
-    }
-    check(on_tape, "backward",
-          "this tensor was recorded on a tape that has since been cleared (a backward() without "
-          "retain_graph clears it); recompute the forward pass, or retain the tape in the earlier "
-          "backward: backward(loss, {false, true}) (create_graph, retain_graph)");
-    root_indices.push_back(impl.tape_index);
-    last = std::max(last, impl.tape_index);
-  }
-
-  // grad() takes the gradients of its inputs as the sweep passes their entries, and stops at the
-  // lowest one: nothing below it can contribute.
-  std::vector<std::pair<int64_t, size_t>> captures;  // (entry, input k), highest entry first
-  for (size_t k = 0; k < input_count; ++k) {
-    const TensorImpl& impl = *(*inputs)[k].impl();
-    if (impl.tape_generation == generation_ && impl.tape_index <= last)
-      captures.emplace_back(impl.tape_index, k);
-  }
-  std::sort(captures.begin(), captures.end(), std::greater<>());
-  const int64_t stop = !inputs ? 0 : captures.empty() ? last + 1 : captures.back().first;
-  size_t next_capture = 0;
-
+  std::vector<Tensor> input_grads;
   {
     // Without create_graph the backward functions' own ops are not recorded; with it they are,
     // onto this tape, after the entries being differentiated (so the loop never reaches them).
     GradMode mode(options.create_graph);
-    // However the sweep ends (a backward function may throw), it releases the gradients it holds.
-    struct SweepScope {
-      Tape& tape;
-      explicit SweepScope(Tape& t) : tape(t) { tape.sweeping_ = true; }
-      ~SweepScope() {
-        tape.grads_.clear();
-        tape.leads_to_input_.clear();
-        tape.sweeping_ = false;
-      }
-    } sweep{*this};
-    grads_.assign(last + 1, Tensor());
-    // grad() computes only the gradients that can reach an input: those of the entries an input
-    // is, or was computed from (one forward pass over the entries' input lists).
-    if (inputs) {
-      leads_to_input_.assign(last + 1, 0);
-      for (const auto& capture : captures) leads_to_input_[capture.first] = 1;
-      for (int64_t i = std::max<int64_t>(stop, 0); i <= last; ++i)
-        for (int64_t input : entries_[i].inputs)
-          if (input >= stop && leads_to_input_[input]) leads_to_input_[i] = 1;
-    }
-    for (size_t r = 0; r < roots.size(); ++r) {
-      if (root_indices[r] < 0) continue;
-      Tensor& slot = grads_[root_indices[r]];
-      slot = slot.defined() ? tg::add(slot, grad_roots[r]) : grad_roots[r];
-    }
+    SweepState state(*this, last);
+    const int64_t lowest = inputs ? mark_needed(input_entries, last) : 0;  // where it ends
+    for (size_t r = 0; r < roots.size(); ++r) accumulate(root_entries[r], grad_roots[r]);
 
-    for (int64_t i = last; i >= stop; --i) {
-      Tensor grad = std::move(grads_[i]);
-      for (; next_capture < captures.size() && captures[next_capture].first == i; ++next_capture)
-        input_grads[captures[next_capture].second] = grad;
-      if (!grad.defined()) continue;  // nothing downstream of the roots used this entry
-      if (inputs && !leads_to_input_[i]) continue;  // no input was computed from it
+    // The sweep: every consumer of an entry was recorded after it, so when the loop reaches
+    // entry i, all contributions to its gradient have been added.
+    for (int64_t i = last; i >= lowest; --i) {
+      Tensor grad = take_gradient(i);
+      if (!grad.defined()) continue;  // the roots do not depend on entry i
       if (entries_[i].leaf) {
-        if (!inputs) deposit(*entries_[i].leaf, std::move(grad));
-        continue;
+        if (!inputs) deposit(*entries_[i].leaf, std::move(grad));  // grad() returns it instead
+      } else {
+        run_backward(i, grad, retain);  // adds the gradients of entry i's inputs
       }
-      if (inputs && i == stop) break;  // the lowest input: what it came from is not wanted
-      // Taken out of the entry while it runs: a recording backward function appends to
-      // entries_, which may move them, and a function must not move while it runs.
-      BackwardFn backward_fn = std::move(entries_[i].backward);
-      check(static_cast<bool>(backward_fn), "backward", "entry #", i, " (", entries_[i].op,
-            ") was already differentiated and its saved tensors released (pass retain_graph to "
-            "the earlier backward to differentiate it again)");
-      Gradients grads(*this, i);
-      try {
-        backward_fn(grad, grads);
-      } catch (...) {
-        if (retain) entries_[i].backward = std::move(backward_fn);
-        throw;
-      }
-      // Kept for another sweep, or destroyed here, which frees the tensors it saved right away.
-      if (retain) entries_[i].backward = std::move(backward_fn);
     }
+    if (inputs) input_grads = returned_gradients(*inputs, input_entries);
   }
 
   // Without create_graph the tape is done with; with it, the recorded gradients live on it.
-  if (!retain && !options.create_graph && last >= 0) clear();
-  for (size_t k = 0; k < input_count; ++k)
-    if (!input_grads[k].defined()) input_grads[k] = zeros_like((*inputs)[k]);
+  if (!retain && !options.create_graph) clear();
   return input_grads;
+}
+
+// ---- the sweep's bookkeeping
+
+// The entry where a root's gradient starts. A leaf that no op has used gets one now.
+int64_t Tape::entry_of_root(const Tensor& root, const Tensor& seed) {
+  check_root(root, seed);
+  const TensorImpl& impl = *root.impl();
+  check(impl.is_leaf || impl.tape_generation == generation_, "backward",
+        "this tensor was recorded on a tape that has since been cleared (a backward() without "
+        "retain_graph clears it); recompute the forward pass, or retain the tape in the earlier "
+        "backward: backward(loss, {false, true}) (create_graph, retain_graph)");
+  return index_of(root, "backward");
+}
+
+// A grad() input's entry, or -1 if the roots cannot depend on it (not on the tape, or recorded
+// after all of them).
+int64_t Tape::entry_at_or_below(const Tensor& input, int64_t last) const {
+  const TensorImpl& impl = *input.impl();
+  return impl.tape_generation == generation_ && impl.tape_index <= last ? impl.tape_index : -1;
+}
+
+// grad() only: marks the entries whose gradients the sweep needs, the inputs' and those of every
+// entry computed from an input (one pass up the tape: an entry's inputs come before it), so that
+// nothing else is computed, or recorded. Returns the lowest input's entry: the sweep ends there.
+int64_t Tape::mark_needed(const std::vector<int64_t>& input_entries, int64_t last) {
+  need_.assign(last + 1, not_needed);
+  int64_t lowest = last + 1;
+  for (int64_t entry : input_entries) {
+    if (entry < 0) continue;
+    need_[entry] = returned;
+    lowest = std::min(lowest, entry);
+  }
+  for (int64_t i = lowest + 1; i <= last; ++i) {
+    if (need_[i] != not_needed) continue;
+    for (int64_t input : entries_[i].inputs)
+      if (input >= 0 && need_[input] != not_needed) need_[i] = needed;
+  }
+  return lowest;
+}
+
+// Accumulate, never assign: a value used twice (y = x * x) receives both contributions.
+void Tape::accumulate(int64_t entry, const Tensor& grad) {
+  Tensor& slot = grads_[entry];
+  slot = slot.defined() ? tg::add(slot, grad) : grad;
+}
+
+// Entry i's finished gradient, moved out so that it is freed once passed on; grad() keeps the
+// gradients it returns.
+Tensor Tape::take_gradient(int64_t i) {
+  if (!need_.empty() && need_[i] == returned) return grads_[i];
+  return std::move(grads_[i]);
+}
+
+// Runs entry i's backward function, unless none of its inputs wants a gradient. The function is
+// taken out of the entry while it runs (a recording backward appends to entries_, which may move
+// them, and a running function must not move), then put back for another sweep (retain), or
+// destroyed, which frees the tensors it saved right away.
+void Tape::run_backward(int64_t i, const Tensor& grad, bool retain) {
+  Gradients grads(*this, i);
+  bool wanted = false;
+  for (int k = 0; k < static_cast<int>(entries_[i].inputs.size()); ++k)
+    wanted = wanted || grads.wants(k);
+  if (!wanted) return;
+  BackwardFn backward_fn = std::move(entries_[i].backward);
+  check(static_cast<bool>(backward_fn), "backward", "entry #", i, " (", entries_[i].op,
+        ") was already differentiated and its saved tensors released (pass retain_graph to "
+        "the earlier backward to differentiate it again)");
+  try {
+    backward_fn(grad, grads);
+  } catch (...) {
+    if (retain) entries_[i].backward = std::move(backward_fn);
+    throw;
+  }
+  if (retain) entries_[i].backward = std::move(backward_fn);
+}
+
+// grad()'s results, in input order: zeros for an input the roots do not depend on.
+std::vector<Tensor> Tape::returned_gradients(const std::vector<Tensor>& inputs,
+                                             const std::vector<int64_t>& input_entries) const {
+  std::vector<Tensor> result;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const int64_t entry = input_entries[k];
+    const bool reached = entry >= 0 && grads_[entry].defined();
+    result.push_back(reached ? grads_[entry] : zeros_like(inputs[k]));
+  }
+  return result;
 }
 
 namespace {
