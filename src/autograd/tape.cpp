@@ -114,9 +114,12 @@ void Gradients::add(int input, const Tensor& grad) {
   // Indices and copies only: under create_graph the ops below append to the tape, which may
   // move its entries in memory.
   const int64_t target = tape_.entries_[entry_index_].inputs[input];
-  const Shape shape = tape_.entries_[target].shape;
+  Tensor g = grad;
+  if (g.shape() != tape_.entries_[target].shape) {
+    const Shape shape = tape_.entries_[target].shape;
+    g = sum_to(g, shape);
+  }
   const DType dtype = tape_.entries_[target].dtype;
-  Tensor g = grad.shape() == shape ? grad : sum_to(grad, shape);
   check(g.dtype() == dtype, "backward", "entry #", entry_index_, " (",
         tape_.entries_[entry_index_].op, ") produced a ", g.dtype(), " gradient for its ", dtype,
         " input ", input);
@@ -211,7 +214,7 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
   return input_grads;
 }
 
-// ---- the sweep's bookkeeping
+// ---- the sweep's bookkeeping (those run once per entry are inline: every backward pays for them)
 
 // The entry where a root's gradient starts. A leaf that no op has used gets one now.
 int64_t Tape::entry_of_root(const Tensor& root, const Tensor& seed) {
@@ -251,28 +254,33 @@ int64_t Tape::mark_needed(const std::vector<int64_t>& input_entries, int64_t las
 }
 
 // Accumulate, never assign: a value used twice (y = x * x) receives both contributions.
-void Tape::accumulate(int64_t entry, const Tensor& grad) {
+inline void Tape::accumulate(int64_t entry, const Tensor& grad) {
   Tensor& slot = grads_[entry];
-  slot = slot.defined() ? tg::add(slot, grad) : grad;
+  if (slot.defined())
+    slot = tg::add(slot, grad);
+  else
+    slot = grad;
 }
 
 // Entry i's finished gradient, moved out so that it is freed once passed on; grad() keeps the
 // gradients it returns.
-Tensor Tape::take_gradient(int64_t i) {
+inline Tensor Tape::take_gradient(int64_t i) {
   if (!need_.empty() && need_[i] == returned) return grads_[i];
   return std::move(grads_[i]);
 }
 
-// Runs entry i's backward function, unless none of its inputs wants a gradient. The function is
-// taken out of the entry while it runs (a recording backward appends to entries_, which may move
-// them, and a running function must not move), then put back for another sweep (retain), or
-// destroyed, which frees the tensors it saved right away.
-void Tape::run_backward(int64_t i, const Tensor& grad, bool retain) {
+// Runs entry i's backward function (under grad(), only if one of its inputs wants a gradient).
+// The function is taken out of the entry while it runs (a recording backward appends to
+// entries_, which may move them, and a running function must not move), then put back for
+// another sweep (retain), or destroyed, which frees the tensors it saved right away.
+inline void Tape::run_backward(int64_t i, const Tensor& grad, bool retain) {
   Gradients grads(*this, i);
-  bool wanted = false;
-  for (int k = 0; k < static_cast<int>(entries_[i].inputs.size()); ++k)
-    wanted = wanted || grads.wants(k);
-  if (!wanted) return;
+  if (!need_.empty()) {
+    bool wanted = false;
+    for (int k = 0; k < static_cast<int>(entries_[i].inputs.size()); ++k)
+      wanted = wanted || grads.wants(k);
+    if (!wanted) return;
+  }
   BackwardFn backward_fn = std::move(entries_[i].backward);
   check(static_cast<bool>(backward_fn), "backward", "entry #", i, " (", entries_[i].op,
         ") was already differentiated and its saved tensors released (pass retain_graph to "
