@@ -20,6 +20,7 @@ baseline / this build (above 1: this build is faster).
 """
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -48,6 +49,8 @@ def base_name(run):
 
 def run_medians(binary, names, args):
     """Runs `binary` once; returns its command, its JSON report and {name: (median, unit)}."""
+    if os.path.exists(binary):  # a file in the current directory, named without ./
+        binary = os.path.abspath(binary)
     command = [binary, "--benchmark_format=json",
                f"--benchmark_repetitions={args.repetitions}",
                f"--benchmark_min_time={args.min_time}",
