@@ -515,3 +515,15 @@ TEST_CASE("second derivatives of the Gaussian KLs and reparameterize", "[higher_
   REQUIRE_GRADGRADCHECK(
       [eps](const Inputs& in) { return square(reparameterize(in[0], in[1], eps)); }, {mu, logvar});
 }
+
+TEST_CASE("second derivatives through dropout", "[higher_order]") {
+  // A fresh generator per evaluation draws the same mask every time, as gradgradcheck needs: y is
+  // x times a fixed scaled mask, so square(dropout(x)) has the Hessian 2·diag(mask²).
+  Tensor x = random_input({3, 4}, 111);
+  REQUIRE_GRADGRADCHECK(
+      [](const Inputs& in) {
+        Generator generator(7);
+        return square(dropout(in[0], 0.3, generator));
+      },
+      {x});
+}
