@@ -7,12 +7,33 @@
 // Conventions for every kernel:
 //   - pointers are device pointers to contiguous row-major data of the given dtype;
 //   - sizes and strides are counted in elements, not bytes;
-//   - the per-element math lives in src/kernels/*.h as __host__ __device__ functors, so a CPU
-//     and a CUDA backend compute each element with the same formula.
+//   - the per-element math and the row rules live in src/kernels/*.h as __host__ __device__
+//     functions, so a CPU and a CUDA backend compute each element with the same formula.
+//
+// The device contract (what a GPU backend promises, and what callers may rely on):
+//   - Order: every kernel and copy is queued on one stream per device and runs in call order, so
+//     a kernel always sees the results of every call made before it. Memory freed by a tensor may
+//     be handed to a new one at once: later work on the same stream cannot overtake earlier work.
+//   - Synchronisation: only reads to the host wait for the device: copy_to_host (item(),
+//     to_vector(), printing, .cpu(), saving a checkpoint) and synchronize(). Nothing else blocks,
+//     so a training step queues its kernels and returns.
+//   - Kernels never throw and never read or write out of bounds, whatever the data. A check that
+//     needs device data (index ranges, class labels, temperature tensors) is a kernel that records
+//     the first bad value in a device-side error flag; the next synchronisation throws it as a
+//     tg::Error naming the op (results computed after the bad value, which kernels treat as
+//     harmless, are meaningless). The CPU backend runs the same checks and throws at once.
+//   - Launch errors (and errors of earlier kernels that a launch reports) are checked after
+//     every launch and thrown as a tg::Error naming the op.
+//   - Memory comes from a caching allocator (memory_stats().system_allocations counts cudaMalloc
+//     calls), so a training step in steady state asks the system for nothing.
+//   - Device::cuda_device(i) is served by a backend of its own for GPU i; a backend refuses
+//     pointers of another device only by contract: the ops check that all tensors of one call
+//     share a device and throw a tg::Error otherwise.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "tapegrad/dtype.h"
 #include "tapegrad/shape.h"
@@ -99,6 +120,29 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+  // What the backend runs on, for people ("cpu", "NVIDIA H200 (cuda:0, sm_90, 140 GB)").
+  virtual std::string description() const { return name(); }
+
+  // Waits for every queued kernel and copy; throws a pending device error (see the contract).
+  virtual void synchronize() = 0;
+
+  // --- checks of device data (index ranges, labels, temperatures) ---
+  // Each throws a tg::Error naming `op` for the first bad value: the CPU at once, a GPU at the
+  // next synchronisation. `op` and `what` must be string literals (a GPU keeps the pointers
+  // until it reports).
+  struct IndexCheck {
+    const char* op = "";
+    const char* what = "index";  // what a value is called in the message: "index", "label"
+    int64_t limit = 0;           // valid values lie in [0, limit) ...
+    bool has_ignored = false;    // ... or equal `ignored` (a loss's ignore_index)
+    int64_t ignored = 0;
+  };
+  // Checks index[0, n). Returns how many values equal `ignored`, or -1 where counting would need
+  // a synchronisation (a GPU).
+  virtual int64_t check_indices(const IndexCheck& check, const int64_t* index, int64_t n) = 0;
+  // Checks that temperatures[0, n) are finite and > 0.
+  virtual void check_temperatures(const char* op, DType dtype, const void* temperatures,
+                                  int64_t n) = 0;
 
   // --- memory: a caching allocator, aligned to at least 64 bytes ---
   virtual void* allocate(size_t bytes) = 0;
@@ -164,7 +208,8 @@ class Backend {
   // --- indexing along the middle axis of [outer, n, inner] ---
   // out[o, j, i] = x[o, index[o, j, i], i]       x: [outer, n, inner]   index, out: [outer, k, inner]
   // With shared_index, index is [k] and used for every o and i (index_select).
-  // Indices must already be validated to lie in [0, n).
+  // Indices are checked with check_indices first. A kernel that meets a bad one anyway (on a GPU
+  // the check reports later) must stay in bounds: gather writes 0, scatter_add and one_hot skip it.
   virtual void gather(DType dtype, const void* x, const int64_t* index, void* out, int64_t outer,
                       int64_t n, int64_t k, int64_t inner, bool shared_index) = 0;
   // The adjoint of gather: out[o, index[o, j, i], i] += src[o, j, i]   out: [outer, n, inner]
@@ -263,12 +308,24 @@ class Backend {
 void set_num_threads(int threads);
 int num_threads();
 
-// The backend that owns a device's memory. Throws a tg::Error naming the device when no backend
-// for it is registered (for example CUDA in a build without it).
+// The backend that owns a device's memory. The first call for a GPU starts its backend. Throws a
+// tg::Error naming the device when none can serve it: a build without CUDA, no usable GPU (the
+// message gives CUDA's reason), or an index beyond the GPUs present.
 Backend& backend_for(Device device);
-// The same, but nullptr instead of an error (for destructors, which must not throw).
+// The same, but nullptr instead of an error and never starting a backend (for destructors, which
+// must not throw).
 Backend* find_backend(Device device) noexcept;
-// Called once per backend at start-up; the CPU backend is always registered.
-void register_backend(Device::Kind kind, Backend* backend);
+// Serves `device` with `backend` (nullptr to remove it) and returns the backend that served it
+// before, if any. The CPU backend is always registered; GPU backends register themselves on first
+// use. Tests use this to put a stand-in device in place.
+Backend* register_backend(Device device, Backend* backend);
+
+// How many CUDA GPUs this process can use: 0 in a build without CUDA or on a machine without a
+// usable GPU (cuda_unavailable_reason() then says why).
+int cuda_device_count();
+std::string cuda_unavailable_reason();
+
+// Waits for the device's queued work and throws any pending device error (backend.h's contract).
+void synchronize(Device device);
 
 }  // namespace tg

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -102,6 +103,35 @@ void CpuBackend::copy_strided(DType dtype, const Shape& shape, const void* in,
         counter[axis] = 0;
       }
     }
+  });
+}
+
+// ---------------------------------------------------------------- checks of data
+
+int64_t CpuBackend::check_indices(const IndexCheck& c, const int64_t* index, int64_t n) {
+  int64_t ignored_count = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (c.has_ignored && index[i] == c.ignored) {
+      ++ignored_count;
+      continue;
+    }
+    if (index[i] >= 0 && index[i] < c.limit) continue;
+    if (c.has_ignored)
+      fail(c.op, c.what, " ", index[i], " at position ", i, " is out of range [0, ", c.limit,
+           ") and is not ignore_index (", c.ignored, ")");
+    fail(c.op, c.what, " ", index[i], " at position ", i, " is out of range [0, ", c.limit, ")");
+  }
+  return ignored_count;
+}
+
+void CpuBackend::check_temperatures(const char* op, DType dtype, const void* temperatures,
+                                    int64_t n) {
+  dispatch_floating(dtype, op, [&](auto zero) {
+    using T = decltype(zero);
+    const T* t = static_cast<const T*>(temperatures);
+    for (int64_t i = 0; i < n; ++i)
+      check(t[i] > 0 && std::isfinite(t[i]), op,
+            "the temperature must be a finite number > 0, got ", t[i]);
   });
 }
 

@@ -12,6 +12,11 @@ class CpuBackend final : public Backend {
  public:
   CpuBackend();
   const char* name() const override { return "cpu"; }
+  void synchronize() override {}  // every CPU kernel has finished when it returns
+
+  int64_t check_indices(const IndexCheck& check, const int64_t* index, int64_t n) override;
+  void check_temperatures(const char* op, DType dtype, const void* temperatures,
+                          int64_t n) override;
 
   void* allocate(size_t bytes) override { return allocator_.allocate(bytes); }
   void deallocate(void* pointer, size_t bytes) override { allocator_.deallocate(pointer, bytes); }

@@ -141,8 +141,10 @@ Tempered tempered_layout(const char* op, const Tensor& x, int axis, const Tensor
   check(broadcast_shapes(temperature.shape(), per_distribution, op) == per_distribution, op,
         "the temperature's shape ", temperature.shape(), " must broadcast to ", per_distribution,
         " (one temperature, or one per distribution along axis ", axis, " of ", x.shape(), ")");
-  // One host read: T ≤ 0 must be an error, not a NaN later.
-  for (double value : temperature.to_vector()) check_temperature(op, value);
+  // T ≤ 0 must be an error, not a NaN later: checked where T lives (on a GPU without a host read,
+  // reported at the next synchronisation).
+  backend_of(temperature).check_temperatures(op, temperature.dtype(), temperature.raw_data(),
+                                             temperature.numel());
   t.temperature = temperature;
   t.layout.single_temperature = temperature.numel() == 1;
   {

@@ -24,11 +24,10 @@ int class_axis(const Tensor& logits) { return logits.dim() >= 2 ? 1 : 0; }
 struct ClassLabels {
   Tensor values;  // the labels, with ignored positions set to class 0 so kernels can index them
   Tensor keep;    // 1 where a label counts, 0 where it is ignore_index; undefined if none is
-  int64_t kept = 0;
 };
 
 // Checks labels against logits: i64, the logits' shape without the class axis, every value in
-// [0, C) or equal to ignore_index.
+// [0, C) or equal to ignore_index (on a GPU the range is reported at the next synchronisation).
 ClassLabels check_labels(const char* op, const Tensor& logits, const Tensor& labels,
                          int64_t ignore_index) {
   check(labels.defined() && labels.dtype() == DType::i64, op,
@@ -40,18 +39,18 @@ ClassLabels check_labels(const char* op, const Tensor& logits, const Tensor& lab
   check(labels.shape() == expected, op, "labels of shape ", labels.shape(), " do not fit logits ",
         logits.shape(), ": expected labels of shape ", expected, " (the logits without the class axis ",
         axis, ")");
+  // -1: not counted without a synchronisation (a GPU), so some labels may be ignored.
   int64_t ignored =
       detail::check_index_range(op, labels, logits.shape()[axis], "label", ignore_index);
-  ClassLabels out{labels, Tensor(), labels.numel() - ignored};
-  if (ignored == 0) return out;
-  Tensor host = labels.to(Device::cpu_device());
-  std::vector<int64_t> safe(host.data<int64_t>(), host.data<int64_t>() + host.numel());
-  std::vector<double> keep(safe.size(), 1.0);
-  for (size_t i = 0; i < safe.size(); ++i)
-    if (safe[i] == ignore_index) safe[i] = 0, keep[i] = 0.0;
-  out.values = index_tensor(safe, labels.shape()).to(logits.device());
-  out.keep = tensor(keep, labels.shape(), logits.dtype()).to(logits.device());
-  return out;
+  if (ignored == 0) return {labels, Tensor()};
+  // Ignored positions get class 0 and a keep weight of 0, built where the labels live (no host
+  // read). Labels that passed the check are < C or ignore_index, so f64 holds them exactly.
+  NoGrad no_grad;
+  Tensor as_real = labels.to(DType::f64);
+  Tensor is_ignored =
+      equal(as_real, scalar(static_cast<double>(ignore_index), DType::f64, labels.device()));
+  Tensor zero = zeros({}, DType::f64, labels.device());
+  return {where(is_ignored, zero, as_real).to(DType::i64), sub(1.0, is_ignored).to(logits.dtype())};
 }
 
 // Reduces per-position losses of which some may be ignored: those are zeroed (where, not a
@@ -62,7 +61,7 @@ Tensor reduce_kept(const Tensor& loss, const ClassLabels& labels, Reduction redu
   if (!labels.keep.defined()) return detail::reduce_values(loss, reduction, batch);
   Tensor masked = where(labels.keep, loss, zeros({}, loss.dtype(), loss.device()));
   if (reduction != Reduction::mean) return detail::reduce_values(masked, reduction, batch);
-  return div(sum(masked), static_cast<double>(labels.kept));
+  return div(sum(masked), sum(labels.keep));
 }
 
 int64_t batch_size(const Tensor& t) { return t.dim() > 1 ? t.shape()[0] : 1; }

@@ -19,21 +19,14 @@ void check_compatible(const char* op, const Tensor& a, const Tensor& b) {
 
 int64_t check_index_range(const char* op, const Tensor& index, int64_t limit, const char* what,
                           std::optional<int64_t> ignored) {
-  Tensor host = index.to(Device::cpu_device());
-  const int64_t* values = host.data<int64_t>();
-  int64_t ignored_count = 0;
-  for (int64_t i = 0; i < host.numel(); ++i) {
-    if (ignored && values[i] == *ignored) {
-      ++ignored_count;
-      continue;
-    }
-    if (values[i] >= 0 && values[i] < limit) continue;
-    if (ignored)
-      fail(op, what, " ", values[i], " at position ", i, " is out of range [0, ", limit,
-           ") and is not ignore_index (", *ignored, ")");
-    fail(op, what, " ", values[i], " at position ", i, " is out of range [0, ", limit, ")");
-  }
-  return ignored_count;
+  Backend::IndexCheck range;
+  range.op = op;
+  range.what = what;
+  range.limit = limit;
+  range.has_ignored = ignored.has_value();
+  range.ignored = ignored.value_or(0);
+  return backend_of(index).check_indices(range, static_cast<const int64_t*>(index.raw_data()),
+                                         index.numel());
 }
 
 Tensor unary_kernel(const char* name, UnaryOp op, const Tensor& x, double a, double b) {

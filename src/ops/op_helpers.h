@@ -17,8 +17,10 @@ void check_floating(const char* op, const Tensor& x);
 // Throws unless a and b are defined and share dtype and device.
 void check_compatible(const char* op, const Tensor& a, const Tensor& b);
 // Throws unless every value of the i64 tensor `index` lies in [0, limit) or, when given, equals
-// `ignored` (a loss's ignore_index); reads it on the host once. `what` names a value in the
-// message ("index", "label"). Returns how many values equal `ignored`.
+// `ignored` (a loss's ignore_index): at once for a CPU tensor, at the next synchronisation on a
+// GPU (Backend::check_indices; no host read inside a training step). `what` names a value in
+// the message ("index", "label"); `op` and `what` must be string literals. Returns how many
+// values equal `ignored`, or -1 when that is not known without a synchronisation.
 int64_t check_index_range(const char* op, const Tensor& index, int64_t limit, const char* what,
                           std::optional<int64_t> ignored = std::nullopt);
 
