@@ -21,6 +21,14 @@ class StandInBackend final : public Backend {
   Backend& cpu = backend_for(Device::cpu_device());
   int host_copies = 0;
   const char* name() const override { return "stand-in"; }
+  void synchronize() override { ++synchronizations; }
+  int synchronizations = 0;
+  int64_t check_indices(const IndexCheck& c, const int64_t* index, int64_t n) override {
+    return cpu.check_indices(c, index, n);
+  }
+  void check_temperatures(const char* op, DType t, const void* x, int64_t n) override {
+    cpu.check_temperatures(op, t, x, n);
+  }
   void* allocate(size_t bytes) override { return cpu.allocate(bytes); }
   void deallocate(void* p, size_t bytes) override { cpu.deallocate(p, bytes); }
   MemoryStats memory_stats() const override { return cpu.memory_stats(); }
@@ -94,14 +102,16 @@ class StandInBackend final : public Backend {
   }
 };
 
-// Registers the stand-in for the test's duration.
+// Registers the stand-in for cuda:0 for the test's duration (in a build with CUDA and a GPU it
+// takes the real backend's place and gives it back).
 struct StandInDevice {
   StandInBackend backend;
-  StandInDevice() { register_backend(Device::cuda, &backend); }
+  Backend* previous = nullptr;
+  StandInDevice() { previous = register_backend(Device::cuda_device(0), &backend); }
   // The tape may still hold tensors of this device (leaves); drop them while it exists.
   ~StandInDevice() {
     tape().clear();
-    register_backend(Device::cuda, nullptr);
+    register_backend(Device::cuda_device(0), previous);
   }
 };
 
@@ -226,4 +236,61 @@ TEST_CASE("modules, optimizers, loaders and checkpoints keep to the other device
   remote.load_state_dict(local.state_dict());
   REQUIRE(remote.weight.device() == other);
   std::remove(path.c_str());
+}
+
+TEST_CASE("the registry keys backends by device index; synchronize reaches the device's backend",
+          "[devices]") {
+  StandInDevice device;
+  REQUIRE(find_backend(Device::cuda_device(0)) == &device.backend);
+  REQUIRE(find_backend(Device::cuda_device(1)) != &device.backend);
+  REQUIRE(find_backend(Device::cuda_device(-1)) == nullptr);
+  if (cuda_device_count() < 2)
+    require_error([] { zeros({2}, DType::f32, Device::cuda_device(1)); }, {"no backend for cuda:1"});
+  synchronize(Device::cuda_device(0));
+  REQUIRE(device.backend.synchronizations == 1);
+  synchronize(Device::cpu_device());  // nothing to wait for
+  // Index checks go to the device's backend (the stand-in runs the CPU's, which throw at once).
+  Tensor x = ones({3}).to(Device::cuda_device(0));
+  require_error([&] { gather(x, 0, index_tensor({0, 3}).to(Device::cuda_device(0))); },
+                {"gather", "index 3 at position 1", "[0, 3)"});
+  require_error([&] { softmax(x, 0, full({1}, -1.0).to(Device::cuda_device(0))); },
+                {"softmax", "finite number > 0", "-1"});
+}
+
+TEST_CASE("Module::to moves parameters, gradients and buffers in place; optimizer state follows",
+          "[devices]") {
+  StandInDevice device;
+  Device other = Device::cuda_device(0);
+  auto steps = [](nn::Module& model, optim::Optimizer& opt, Device where, int count) {
+    for (int s = 0; s < count; ++s) {
+      Tensor x = reshape(arange(6), {2, 3}).to(where);
+      opt.zero_grad();
+      backward(sum(square(model(div(x, 6.0)))));
+      opt.step();
+    }
+  };
+  Generator g1(5), g2(5);
+  nn::MLP moved({3, 4, 2}, g1), stayed({3, 4, 2}, g2);
+  optim::Adam adam_moved(moved.parameters()), adam_stayed(stayed.parameters());
+  optim::SGD sgd_moved(moved.parameters(), {0.1, 0.9}), sgd_stayed(stayed.parameters(), {0.1, 0.9});
+  steps(moved, adam_moved, Device::cpu_device(), 2);
+  steps(moved, sgd_moved, Device::cpu_device(), 1);
+  Tensor weight = moved.parameters()[0];   // a handle taken before the move sees it
+  moved.to(other);
+  REQUIRE(weight.device() == other);
+  REQUIRE(weight.grad().device() == other);
+  steps(moved, adam_moved, other, 2);      // Adam's moments move at their next step
+  steps(moved, sgd_moved, other, 1);
+  StateDict adam_state = adam_moved.state_dict();
+  for (const auto& entry : adam_state.entries())
+    if (entry.second.numel() > 1) REQUIRE(entry.second.device() == other);
+  steps(stayed, adam_stayed, Device::cpu_device(), 2);
+  steps(stayed, sgd_stayed, Device::cpu_device(), 1);
+  steps(stayed, adam_stayed, Device::cpu_device(), 2);
+  steps(stayed, sgd_stayed, Device::cpu_device(), 1);
+  for (size_t i = 0; i < moved.parameters().size(); ++i)
+    REQUIRE(moved.parameters()[i].to_vector() == stayed.parameters()[i].to_vector());
+  moved.to(Device::cpu_device());
+  REQUIRE(weight.device().is_cpu());
+  require_error([&] { moved.to(Device::cuda_device(63)); }, {"no backend for cuda:63"});
 }

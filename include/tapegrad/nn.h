@@ -50,6 +50,11 @@ class Module {
   // Forgets every parameter's gradient (the next backward starts afresh).
   void zero_grad();
 
+  // Moves every parameter (with its gradient) and buffer of this module and its children to
+  // `device`, in place: handles to them held elsewhere (an optimizer's, a state dict's) see the
+  // move, as in PyTorch's Module.to. Optimizer state follows its parameter at the next step.
+  Module& to(Device device);
+
   // Training mode (the default) or evaluation mode, for this module and all its children. Layers
   // such as dropout behave differently in each; the layers here behave the same in both.
   void train(bool training = true);

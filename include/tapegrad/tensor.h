@@ -66,7 +66,8 @@ class Tensor {
   Tensor clone() const;                 // new storage, same values
   Tensor detach() const;                // shares storage, cut off from the tape
   Tensor to(DType dtype) const;
-  Tensor to(Device device) const;
+  Tensor to(Device device) const;       // recorded: the gradient goes back to this device
+  Tensor cpu() const { return to(Device::cpu_device()); }
 
   // --- autograd ---
   bool requires_grad() const;

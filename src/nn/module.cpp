@@ -2,6 +2,7 @@
 // that walks it (names, train/eval, state dicts, the printed summary).
 #include <sstream>
 
+#include "tapegrad/backend.h"
 #include "tapegrad/error.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/tape.h"
@@ -80,6 +81,33 @@ int64_t Module::parameter_count() const {
 
 void Module::zero_grad() {
   for (Tensor& p : parameters()) p.zero_grad();
+}
+
+namespace {
+// Points the tensor's own impl at a copy of its data on `device`, so every handle sharing that
+// impl moves with it. Views made earlier (reshape, detach) keep the old storage, as views of the
+// old data.
+void move_in_place(Tensor& t, Device device) {
+  if (!t.defined() || t.device() == device) return;
+  Tensor moved = t.detach().to(device);
+  TensorImpl* impl = t.impl();
+  impl->storage = moved.impl()->storage;
+  impl->offset_bytes = moved.impl()->offset_bytes;
+  impl->device = device;
+}
+}  // namespace
+
+Module& Module::to(Device device) {
+  backend_for(device);  // a clear error before anything moves
+  NoGrad no_grad;
+  for (auto& p : parameters_) {
+    Tensor grad = p.second.grad();
+    move_in_place(p.second, device);
+    if (grad.defined()) p.second.set_grad(grad.to(device));
+  }
+  for (auto& b : buffers_) move_in_place(b.second, device);
+  for (auto& c : children_) c.second->to(device);
+  return *this;
 }
 
 void Module::train(bool training) {

@@ -55,6 +55,11 @@ std::vector<size_t> Optimizer::parameters_with_grad() const {
 }
 
 namespace {
+// Optimizer state lives on its parameter's device; after Module::to it follows at the next step.
+void follow(Tensor& state, const Tensor& parameter) {
+  if (state.defined() && state.device() != parameter.device()) state = state.to(parameter.device());
+}
+
 std::string state_name(size_t i, const char* what) {
   return "state." + std::to_string(i) + "." + what;
 }
@@ -133,6 +138,7 @@ void SGD::step() {
     scalars.first_step = false;
     if (options_.momentum != 0) {
       Tensor& b = momentum_buffers_[i];
+      follow(b, p);
       if (!b.defined()) {
         b = zeros(p.shape(), p.dtype(), p.device());
         scalars.first_step = true;  // the kernel sets the buffer to the gradient
@@ -224,6 +230,8 @@ void Adam::step() {
   for (size_t i : parameters_with_grad()) {
     Tensor& p = parameters_[i];
     Tensor g = p.grad();
+    follow(exp_avg_[i], p);
+    follow(exp_avg_sq_[i], p);
     if (!exp_avg_[i].defined()) {  // the state starts at zero on a parameter's first step
       exp_avg_[i] = zeros(p.shape(), p.dtype(), p.device());
       exp_avg_sq_[i] = zeros(p.shape(), p.dtype(), p.device());
