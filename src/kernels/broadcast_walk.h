@@ -55,6 +55,10 @@ inline BroadcastWalk collapse_walk(const BroadcastLayout& layout) {
 // the walked shape.
 template <int Inputs>
 TG_HOST_DEVICE inline void walk_offsets(const BroadcastWalk& w, int64_t flat, int64_t* offsets) {
+  if (w.rank == 1) {  // the common case needs no division
+    for (int i = 0; i < Inputs; ++i) offsets[i] = flat * w.stride[i][0];
+    return;
+  }
   for (int i = 0; i < Inputs; ++i) offsets[i] = 0;
   for (int d = w.rank - 1; d >= 0; --d) {
     const int64_t size = w.size[d], index = flat % size;
