@@ -145,8 +145,7 @@ CudaBackend::CudaBackend(int index)
   check_cublas(cublasCreate(&cublas_), "device", index_);
   check_cublas(cublasSetStream(cublas_, stream_), "device", index_);
   check_cuda(cudaMalloc(&record_, sizeof(DeviceErrorRecord)), "device", "cudaMalloc", index_);
-  check_cuda(cudaMemcpy(record_, &kCleanRecord, sizeof kCleanRecord, cudaMemcpyHostToDevice),
-             "device", "cudaMemcpy", index_);
+  clear_error_record();
 }
 
 CudaBackend::~CudaBackend() {
@@ -294,16 +293,24 @@ void CudaBackend::check_temperatures(const char* op, DType dtype, const void* te
   });
 }
 
+// On the stream, so that every later check is ordered after the reset.
+void CudaBackend::clear_error_record() {
+  check_cuda(cudaMemcpyAsync(record_, &kCleanRecord, sizeof kCleanRecord, cudaMemcpyHostToDevice,
+                             stream_),
+             "synchronize", "clearing the device's error flag", index_);
+}
+
 void CudaBackend::report_device_errors() {
   if (pending_.empty()) return;
   std::vector<PendingCheck> checks;
   checks.swap(pending_);
   DeviceErrorRecord record;
-  check_cuda(cudaMemcpy(&record, record_, sizeof record, cudaMemcpyDeviceToHost),
+  check_cuda(cudaMemcpyAsync(&record, record_, sizeof record, cudaMemcpyDeviceToHost, stream_),
              "synchronize", "reading the device's error flag", index_);
+  check_cuda(cudaStreamSynchronize(stream_), "synchronize", "reading the device's error flag",
+             index_);
   if (record.launch == 0) return;
-  check_cuda(cudaMemcpy(record_, &kCleanRecord, sizeof kCleanRecord, cudaMemcpyHostToDevice),
-             "synchronize", "clearing the device's error flag", index_);
+  clear_error_record();
   const PendingCheck& c = checks.at(static_cast<size_t>(record.check));
   std::ostringstream where;
   where << " (found on cuda:" << index_

@@ -143,6 +143,7 @@ class CudaBackend final : public Backend {
   };
   int pending_check(const PendingCheck& check);
   void report_device_errors();  // after the stream is synchronised
+  void clear_error_record();
   template <class T, class Bad>
   void check_values(const char* op, const T* values, int64_t n, const PendingCheck& check,
                     Bad bad);

@@ -227,7 +227,7 @@ struct CrossEntropyProbsBackwardBody {
 };
 
 template <int Threads, class Body>
-__global__ void rows_kernel(Body body, int64_t rows, int64_t n) {
+__global__ void __launch_bounds__(Threads, 1) rows_kernel(Body body, int64_t rows, int64_t n) {
   for_each_row<Threads>(rows, n, body);
 }
 

@@ -25,8 +25,8 @@ constexpr int64_t kPieceLength = 32768;
 
 // One block per contiguous row (grid-stride over rows); out = finish(the row's accumulator).
 template <class R, class T>
-__global__ void reduce_rows_kernel(R reduce, const T* x, typename R::Out* out, int64_t rows,
-                                   int64_t n) {
+__global__ void __launch_bounds__(kRowThreads, 1)
+    reduce_rows_kernel(R reduce, const T* x, typename R::Out* out, int64_t rows, int64_t n) {
   __shared__ alignas(16) unsigned char shared[kRowSharedBytes];
   BlockRow<kRowThreads> row{shared};
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -37,8 +37,9 @@ __global__ void reduce_rows_kernel(R reduce, const T* x, typename R::Out* out, i
 
 // The pieces of long rows: piece p of row r covers [p·length, (p+1)·length).
 template <class R, class T>
-__global__ void reduce_pieces_kernel(R reduce, const T* x, typename R::Acc* pieces, int64_t rows,
-                                     int64_t n, int64_t per_row, int64_t length) {
+__global__ void __launch_bounds__(kRowThreads, 1)
+    reduce_pieces_kernel(R reduce, const T* x, typename R::Acc* pieces, int64_t rows, int64_t n,
+                         int64_t per_row, int64_t length) {
   __shared__ alignas(16) unsigned char shared[kRowSharedBytes];
   BlockRow<kRowThreads> row{shared};
   for (int64_t piece = blockIdx.x; piece < rows * per_row; piece += gridDim.x) {
@@ -50,8 +51,9 @@ __global__ void reduce_pieces_kernel(R reduce, const T* x, typename R::Acc* piec
 }
 
 template <class R>
-__global__ void merge_pieces_kernel(R reduce, const typename R::Acc* pieces,
-                                    typename R::Out* out, int64_t rows, int64_t per_row) {
+__global__ void __launch_bounds__(kRowThreads, 1)
+    merge_pieces_kernel(R reduce, const typename R::Acc* pieces, typename R::Out* out,
+                        int64_t rows, int64_t per_row) {
   __shared__ alignas(16) unsigned char shared[kRowSharedBytes];
   BlockRow<kRowThreads> row{shared};
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
