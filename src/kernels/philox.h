@@ -84,10 +84,13 @@ TG_HOST_DEVICE inline T block_normal(const PhiloxBlock& b, int lane) {
 }
 
 // Sample `lane` of a block mapped to its distribution: a + (b - a)·U for uniform, a + b·N for
-// normal (Backend::fill_random's parameters).
+// normal (Backend::fill_random's parameters). Written as one fused multiply-add, which nvcc would
+// otherwise form on its own and the CPU not: both backends then round alike, and the uniforms of
+// every (seed, stream, offset) are bit-identical on the CPU and the GPU.
 template <class T>
 TG_HOST_DEVICE inline T random_sample(bool normal, const PhiloxBlock& block, int lane, T a, T b) {
-  return normal ? a + b * block_normal<T>(block, lane) : a + (b - a) * block_uniform<T>(block, lane);
+  using std::fma;
+  return normal ? fma(b, block_normal<T>(block, lane), a) : fma(b - a, block_uniform<T>(block, lane), a);
 }
 
 }  // namespace tg::kernels
