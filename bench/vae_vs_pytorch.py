@@ -4,6 +4,8 @@ print the per-epoch training time of both, their ratio, both test losses and bot
 
     /usr/bin/python3 bench/vae_vs_pytorch.py --epochs 3
     /usr/bin/python3 bench/vae_vs_pytorch.py --epochs 10 --threads 2
+    python3 bench/vae_vs_pytorch.py --device cuda --epochs 5     # both on the GPU
+
 
 Run it with /usr/bin/python3 (Debian's python3-torch); PyTorch is only ever used here, never by
 the library. The PyTorch side is PyTorch's examples/vae model with the same settings as the C++
@@ -11,6 +13,11 @@ example: 784-400-(20, 20) / 20-400-784, ReLU, nn.Linear's default init, loss = B
 (sum) + Gaussian KL (sum), Adam lr 1e-3, batch 128, reshuffled every epoch, z sampled in the test
 pass too. To give PyTorch its fastest input path, the whole dataset is one in-memory tensor and
 batches are index_select'ed (no DataLoader, no worker processes).
+
+With --device cuda both sides train on the GPU with the dataset resident there: tapegrad's
+example with --device cuda, PyTorch with the model, the data and the shuffling on the GPU and the
+epoch's loss summed on the device (no .item() per step, which would wait for the GPU every step),
+as tapegrad does. An epoch's time ends with torch.cuda.synchronize().
 
 Each side runs in its own child process; its peak RSS comes from os.wait4() on that child.
 """
@@ -67,11 +74,13 @@ def pytorch_worker(args):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
 
     def load(prefix):
         dims, raw = read_idx(find(args.data, prefix + "-images-idx3-ubyte"))
         images = torch.frombuffer(bytearray(raw), dtype=torch.uint8).reshape(dims[0], -1)
-        return images.float().div(255)
+        return images.float().div(255).to(device)
 
     train, test = load("train"), load("t10k")
 
@@ -95,14 +104,15 @@ def pytorch_worker(args):
         kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
         return bce + kld
 
-    model = VAE()
+    model = VAE().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
+    where = torch.cuda.get_device_name(device) if on_gpu else f"{torch.get_num_threads()} thread(s)"
+    print(f"PyTorch {torch.__version__}, {where}", flush=True)
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(train.shape[0])
-        total = 0.0
+        order = torch.randperm(train.shape[0], device=device)
+        total = torch.zeros((), dtype=torch.float64, device=device) if on_gpu else 0.0
         for b in range(0, train.shape[0], args.batch):
             x = train.index_select(0, order[b:b + args.batch])
             optimizer.zero_grad()
@@ -110,7 +120,8 @@ def pytorch_worker(args):
             loss = loss_function(logits, x, mu, logvar)
             loss.backward()
             optimizer.step()
-            total += loss.item()
+            total += loss.detach() if on_gpu else loss.item()
+        total = float(total)  # waits for the GPU
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()
         model.eval()
@@ -120,6 +131,8 @@ def pytorch_worker(args):
                 x = test[b:b + args.batch]
                 logits, mu, logvar = model(x)
                 test_total += loss_function(logits, x, mu, logvar).item()
+        if on_gpu:
+            torch.cuda.synchronize()
         test_seconds = time.perf_counter() - start
         print(f"epoch {epoch}/{args.epochs}  train loss {total / train.shape[0]:.2f}  "
               f"test loss {test_total / test.shape[0]:.2f}  {train_seconds:.2f} s "
@@ -148,6 +161,7 @@ def main():
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--tapegrad", default=os.path.join(ROOT, "build", "examples", "vae", "vae"),
                         help="the built example (default: build/examples/vae/vae)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda[:N] for both sides")
     parser.add_argument("--only", choices=["tapegrad", "pytorch"], help="run one side only")
     parser.add_argument("--coretype", help="set OPENBLAS_CORETYPE (e.g. SkylakeX, Haswell) for both "
                         "sides; by default both inherit this environment's")
@@ -167,7 +181,7 @@ def main():
             text, rss, code = run_child([args.tapegrad, "--epochs", str(args.epochs), "--batch",
                                          str(args.batch), "--latent", str(args.latent), "--seed",
                                          str(args.seed), "--threads", str(args.threads), "--data",
-                                         args.data, "--out", out])
+                                         args.data, "--out", out, "--device", args.device])
             if code != 0:
                 sys.exit(f"tapegrad failed with exit status {code}")
             results["tapegrad"] = (parse(text), rss)

@@ -187,7 +187,7 @@ void write_history(const std::string& path, const std::vector<EpochRow>& rows) {
 
 int run(const Options& options) {
   tg::Device device = parse_device(options.device);
-  tg::backend_for(device);  // "no backend for cuda:0 in this build" before any work
+  tg::backend_for(device);  // "no backend for cuda:0: <why>" before any work
   if (options.threads > 0) tg::set_num_threads(options.threads);
 
   tg::data::Dataset train, test;
@@ -242,8 +242,11 @@ int run(const Options& options) {
 
   std::cout << "VAE " << pixels << "-400-" << options.latent << " on " << options.data << " ("
             << train.size() << " train, " << test.size() << " test images), batch "
-            << options.batch << ", Adam lr " << options.lr << ", " << device << "\n"
-            << examples::blas_kernels() << ", " << tg::num_threads() << " thread(s)\n";
+            << options.batch << ", Adam lr " << options.lr << ", " << device << "\n";
+  if (device.is_cpu())
+    std::cout << examples::blas_kernels() << ", " << tg::num_threads() << " thread(s)\n";
+  else  // the dataset was loaded straight onto the device: batches never leave it
+    std::cout << tg::backend_for(device).description() << ", dataset resident on the device\n";
   ProgressBar bar(isatty(STDOUT_FILENO) == 1);
   tg::Backend& backend = tg::backend_for(device);
   // System allocations of the caching allocator after this run's first epoch and after its last:
