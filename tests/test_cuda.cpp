@@ -565,6 +565,32 @@ TEST_CASE("Module::to, optimizer state on the GPU, checkpoints from the GPU to t
     REQUIRE(restored_gpu.parameters()[i].device() == gpu());
     REQUIRE(restored_gpu.parameters()[i].to_vector() == on_gpu.parameters()[i].to_vector());
   }
+  // A whole training checkpoint (model, AdamW's moments, a generator, step) from the GPU resumes
+  // on the CPU: the next step there matches the next step on the GPU.
+  Generator noise(11);
+  TrainingState gpu_state{&on_gpu, &adam_gpu, {{"noise", &noise}}, 5, 1};
+  save_checkpoint(path, gpu_state);
+  Generator g5(12), noise_cpu(99);
+  nn::MLP resumed({5, 8, 3}, g5);
+  optim::AdamW adam_resumed(resumed.parameters());
+  TrainingState cpu_state{&resumed, &adam_resumed, {{"noise", &noise_cpu}}};
+  load_checkpoint(path, cpu_state);
+  REQUIRE(cpu_state.step == 5);
+  REQUIRE(noise_cpu.offset() == noise.offset());
+  struct Run {
+    nn::Module& model;
+    optim::Optimizer& optimizer;
+    Device where;
+  };
+  for (Run run : {Run{on_gpu, adam_gpu, gpu()}, Run{resumed, adam_resumed, Device::cpu_device()},
+                  Run{on_cpu, adam_cpu, Device::cpu_device()}}) {
+    run.optimizer.zero_grad();
+    backward(cross_entropy(run.model(x.to(run.where)), labels.to(run.where), 0.1));
+    run.optimizer.step();
+  }
+  for (size_t i = 0; i < on_gpu.parameters().size(); ++i)
+    require_agree(on_gpu.parameters()[i], resumed.parameters()[i], 1e-5,
+                  "a step after resuming a GPU checkpoint on the CPU");
   std::remove(path.c_str());
   // SGD with momentum agrees too.
   optim::SGD sgd_gpu(on_gpu.parameters(), {0.05, 0.9}), sgd_cpu(on_cpu.parameters(), {0.05, 0.9});
