@@ -12,7 +12,6 @@
 //   build/tests/tapegrad_cuda_tests "[agree]"            # one area
 //   build/tests/tapegrad_cuda_tests --harness-self-test  # checks this file's own code without a
 //       GPU: a CPU-backed stand-in plays cuda:0. It proves nothing about the CUDA backend.
-#define CATCH_CONFIG_RUNNER
 #include <unistd.h>
 
 #include <cstdio>
@@ -22,6 +21,7 @@
 
 #include "../examples/vae/vae.h"
 #include "../src/kernels/philox.h"
+#include "catch_session.h"
 #include "helpers.h"
 #include "stand_in_backend.h"
 
@@ -677,5 +677,5 @@ int main(int argc, char** argv) {
     std::printf("CUDA tests on %s\n", backend_for(gpu()).description().c_str());
   }
   std::fflush(stdout);
-  return Catch::Session().run(static_cast<int>(args.size()), args.data());
+  return run_catch_session(static_cast<int>(args.size()), args.data());
 }

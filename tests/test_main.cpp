@@ -1,3 +1,4 @@
-// tests/test_main.cpp — Catch2's main(); every other test file only defines TEST_CASEs.
-#define CATCH_CONFIG_MAIN
-#include <catch2/catch.hpp>
+// tests/test_main.cpp — main() of tapegrad_tests; every other test file only defines TEST_CASEs.
+#include "catch_session.h"
+
+int main(int argc, char** argv) { return run_catch_session(argc, argv); }
