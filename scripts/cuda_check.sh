@@ -81,7 +81,7 @@ run() {
     printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s.bin" "$@"\n' "$paths" "$p" > "$p"
     chmod +x "$p"
   done
-  nvidia-smi -L 2>&1 | head -4
+  if command -v nvidia-smi > /dev/null; then nvidia-smi -L 2>&1 | head -4; fi
   local -A status
   # step NAME SECONDS COMMAND...: runs with a time limit that never passes the overall budget.
   step() {
@@ -98,7 +98,7 @@ run() {
     case $code in
       0) status[$name]="ok ($((SECONDS - t0)) s)" ;;
       124) status[$name]="TIMEOUT after ${limit}s" ;;
-      77) status[$name]="SKIPPED: $(head -1 "$logs/$name.log")" ;;
+      77) status[$name]="skipped: $(head -1 "$logs/$name.log" | cut -c1-100)" ;;
       *) status[$name]="FAILED (exit $code)" ;;
     esac
   }
