@@ -458,26 +458,24 @@ TEST_CASE("gather, index_select and nll gradients repeat bit for bit and equal t
   Generator g(5);
   Tensor x_cpu = randn({n, 3}, g).set_requires_grad();
   Tensor upstream = randn({k, 3}, g);
-  auto select_grad = [&](Device where) {
+  // The gradient that `op` (index_select or gather, through `index`) sends to x, on `where`.
+  auto scatter_grad = [&](Device where, const Tensor& index_values, bool per_element) {
     Tensor x = x_cpu.detach().to(where).set_requires_grad();
-    backward(index_select(x, 0, index.to(where)), upstream.to(where));
+    Tensor picked = per_element ? gather(x, 0, index_values.to(where))
+                                : index_select(x, 0, index_values.to(where));
+    backward(picked, upstream.to(where));
     return x.grad().to(Device::cpu_device());
   };
-  Tensor first = select_grad(gpu()), second = select_grad(gpu()), on_cpu = select_grad(Device::cpu_device());
-  REQUIRE(std::memcmp(first.raw_data(), second.raw_data(), first.numel() * 4) == 0);
-  REQUIRE(std::memcmp(first.raw_data(), on_cpu.raw_data(), first.numel() * 4) == 0);
-  // gather along axis 0 with a per-element index.
-  std::vector<int64_t> per_element(k * 3);
+  std::vector<int64_t> per_element(k * 3);  // gather along axis 0 with a per-element index
   for (int64_t i = 0; i < k * 3; ++i) per_element[i] = (i * 31 + i / 7) % n;
-  Tensor index2 = index_tensor(per_element, {k, 3});
-  auto gather_grad = [&](Device where) {
-    Tensor x = x_cpu.detach().to(where).set_requires_grad();
-    backward(gather(x, 0, index2.to(where)), upstream.to(where));
-    return x.grad().to(Device::cpu_device());
-  };
-  Tensor g1 = gather_grad(gpu()), g2 = gather_grad(gpu()), g_cpu = gather_grad(Device::cpu_device());
-  REQUIRE(std::memcmp(g1.raw_data(), g2.raw_data(), g1.numel() * 4) == 0);
-  REQUIRE(std::memcmp(g1.raw_data(), g_cpu.raw_data(), g1.numel() * 4) == 0);
+  for (bool gathered : {false, true}) {
+    INFO((gathered ? "gather" : "index_select"));
+    Tensor which = gathered ? index_tensor(per_element, {k, 3}) : index;
+    Tensor first = scatter_grad(gpu(), which, gathered), second = scatter_grad(gpu(), which, gathered);
+    Tensor on_cpu = scatter_grad(Device::cpu_device(), which, gathered);
+    REQUIRE(std::memcmp(first.raw_data(), second.raw_data(), first.numel() * 4) == 0);
+    REQUIRE(std::memcmp(first.raw_data(), on_cpu.raw_data(), first.numel() * 4) == 0);
+  }
   // Whole reductions repeat too.
   Tensor big = randn({3000000}, g).to(gpu());
   REQUIRE(sum(big).item() == sum(big).item());

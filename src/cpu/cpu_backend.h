@@ -4,6 +4,7 @@
 
 #include "tapegrad/backend.h"
 #include "tapegrad/error.h"
+#include "../kernels/dispatch.h"
 #include "../tensor/caching_allocator.h"
 
 namespace tg {
@@ -86,24 +87,8 @@ class CpuBackend final : public Backend {
   CachingAllocator allocator_;
 };
 
-// Calls f(T{}) with T = float or double for a floating dtype; throws naming `op` otherwise.
-template <class F>
-void dispatch_floating(DType dtype, const char* op, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    default: fail(op, "expected an f32 or f64 tensor, got ", dtype);
-  }
-}
-
-// The same for every dtype, i64 included.
-template <class F>
-void dispatch_any(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    case DType::i64: f(int64_t{}); return;
-  }
-}
+// The dtype dispatch both backends share (src/kernels/dispatch.h).
+using kernels::dispatch_any;
+using kernels::dispatch_floating;
 
 }  // namespace tg

@@ -98,25 +98,7 @@ void pointwise_grad_rows(int input, const T* grad, bool grad_is_scalar, T scale,
     if (input == 3) return pointwise_grad<F, 3>(grad, grad_is_scalar, scale, in, out, n, param);
 }
 
-// Calls f(Functor{}) for a Pointwise kind.
-template <class Fn>
-void dispatch_pointwise(Backend::Pointwise kind, Fn&& f) {
-  using P = Backend::Pointwise;
-  switch (kind) {
-    case P::bce_with_logits: return f(k::BceWithLogits{});
-    case P::kl_div: return f(k::KlDiv{});
-    case P::kl_div_log_target: return f(k::KlDivLogTarget{});
-    case P::gaussian_kl_standard: return f(k::GaussianKlStandard{});
-    case P::gaussian_kl: return f(k::GaussianKl{});
-    case P::squared_error: return f(k::SquaredError{});
-    case P::entropy: return f(k::EntropyTerm{});
-    case P::js_divergence: return f(k::JsDivergenceTerm{});
-    case P::total_variation: return f(k::TotalVariationTerm{});
-    case P::ppo_clip: return f(k::PpoClip{});
-    case P::reparameterize: return f(k::Reparameterize{});
-  }
-  fail("pointwise", "unknown kind ", static_cast<int>(kind));
-}
+using k::dispatch_pointwise;  // Pointwise kind -> functor: src/kernels/dispatch.h
 
 // ---------------------------------------------------------------- softmax rows
 

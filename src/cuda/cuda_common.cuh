@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "../kernels/dispatch.h"
 #include "cuda_backend.h"
 #include "kernel_bodies.h"
 
@@ -27,25 +28,8 @@ __device__ inline int64_t global_thread() {
 }
 __device__ inline int64_t grid_threads() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
-// Calls f(T{}) with T = float or double for a floating dtype; throws naming `op` otherwise.
-template <class F>
-void dispatch_floating(DType dtype, const char* op, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    default: fail(op, "expected an f32 or f64 tensor, got ", dtype);
-  }
-}
-
-// The same for every dtype, i64 included.
-template <class F>
-void dispatch_any(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    case DType::i64: f(int64_t{}); return;
-  }
-}
+using kernels::dispatch_any;  // dtype -> C++ type, as the CPU backend: src/kernels/dispatch.h
+using kernels::dispatch_floating;
 
 // The shared memory a BlockRow's collectives use: CUB's scratch and one broadcast slot, enough for
 // every accumulator of kernel_bodies.h (at most 16 bytes) at up to 512 threads.

@@ -84,25 +84,7 @@ __global__ void pointwise_grad_kernel(const T* grad, bool grad_is_scalar, T scal
   }
 }
 
-// Calls f(Functor{}) for a Pointwise kind.
-template <class Fn>
-void dispatch_pointwise(Pointwise kind, Fn&& f) {
-  namespace k = kernels;
-  switch (kind) {
-    case Pointwise::bce_with_logits: return f(k::BceWithLogits{});
-    case Pointwise::kl_div: return f(k::KlDiv{});
-    case Pointwise::kl_div_log_target: return f(k::KlDivLogTarget{});
-    case Pointwise::gaussian_kl_standard: return f(k::GaussianKlStandard{});
-    case Pointwise::gaussian_kl: return f(k::GaussianKl{});
-    case Pointwise::squared_error: return f(k::SquaredError{});
-    case Pointwise::entropy: return f(k::EntropyTerm{});
-    case Pointwise::js_divergence: return f(k::JsDivergenceTerm{});
-    case Pointwise::total_variation: return f(k::TotalVariationTerm{});
-    case Pointwise::ppo_clip: return f(k::PpoClip{});
-    case Pointwise::reparameterize: return f(k::Reparameterize{});
-  }
-  fail("pointwise", "unknown kind ", static_cast<int>(kind));
-}
+using kernels::dispatch_pointwise;  // Pointwise kind -> functor: src/kernels/dispatch.h
 
 // ---------------------------------------------------------------- softmax family
 
