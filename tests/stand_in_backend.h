@@ -30,7 +30,7 @@ class StandInBackend final : public Backend {
   void* allocate(size_t bytes) override { return cpu.allocate(bytes); }
   void deallocate(void* p, size_t bytes) override { cpu.deallocate(p, bytes); }
   MemoryStats memory_stats() const override { return cpu.memory_stats(); }
-  void release_cached_memory() override {}
+  void release_cached_memory() override { cpu.release_cached_memory(); }
   void copy_to_host(void* d, const void* s, size_t n) override { ++host_copies; std::memcpy(d, s, n); }
   void copy_from_host(void* d, const void* s, size_t n) override { ++host_copies; std::memcpy(d, s, n); }
   void fill(DType t, void* o, int64_t n, double v) override { cpu.fill(t, o, n, v); }
