@@ -454,6 +454,99 @@ TEST_CASE("gradcheck in f64 through the GPU", "[agree]") {
   REQUIRE_GRADCHECK(on_gpu([](V in) { return logsumexp(in[0], 1); }), {a});
 }
 
+TEST_CASE("second derivatives through the GPU agree with the CPU's, and gradgradcheck in f64",
+          "[agree]") {
+  // With create_graph every backward is recorded as engine ops (tape.h), so a Hessian-vector
+  // product runs those ops — the fused kernels and the ops their recorded gradients are made of —
+  // on the GPU. H·v = ∂⟨∂⟨f, w⟩/∂x, v⟩/∂x on both devices, from the same x, w and v.
+  using V = const std::vector<Tensor>&;
+  struct Case {
+    std::string name;
+    std::vector<Shape> shapes;
+    std::function<Tensor(V)> f;
+  };
+  const std::vector<Case> cases = {
+      {"softmax, tensor T", {{4, 7}, {4, 1}}, [](V in) { return softmax(in[0], -1, add(abs(in[1]), 0.5)); }},
+      {"log_softmax, strided axis", {{5, 3, 4}}, [](V in) { return log_softmax(in[0], 1, 1.3); }},
+      {"kl_divergence_logits", {{6, 9}, {6, 9}},
+       [](V in) { return kl_divergence_logits(in[0], in[1], -1, 1.1, Reduction::none); }},
+      {"entropy_logits", {{3, 11}}, [](V in) { return entropy_logits(in[0], -1, 2.0); }},
+      {"cross_entropy, labels, ignore_index, smoothing", {{10, 5}},
+       [](V in) { return cross_entropy(in[0], labels_like(in[0], 10, 5, true), 0.1, Reduction::none); }},
+      {"cross_entropy, probabilities", {{4, 6}, {4, 6}},
+       [](V in) { return cross_entropy(in[0], softmax(in[1]), 0.2, Reduction::none); }},
+      {"nll", {{9, 4}}, [](V in) { return nll(log_softmax(in[0]), labels_like(in[0], 9, 4, true)); }},
+      {"bce_with_logits", {{5, 3}, {5, 3}},
+       [](V in) { return bce_with_logits(in[0], sigmoid(in[1]), Reduction::none); }},
+      {"gaussian_kl", {{4, 3}, {4, 3}, {3}, {3}},
+       [](V in) { return gaussian_kl(in[0], in[1], in[2], in[3], Reduction::none); }},
+      {"kl_div, js_divergence, total_variation", {{4, 6}, {4, 6}}, [](V in) {
+         Tensor p = softmax(in[0]), q = softmax(in[1]);
+         return add(add(sum(kl_div(log(q), p, Reduction::none), 1), js_divergence(p, q, -1, Reduction::none)),
+                    total_variation(p, q, -1, Reduction::none));
+       }},
+      {"ppo_clip_loss", {{17}, {17}, {17}},
+       [](V in) { return ppo_clip_loss(mul(in[0], 0.3), mul(in[1], 0.3), in[2], 0.2, Reduction::none); }},
+      {"mse, matmul, index_select, gather", {{5, 4}, {4, 3}}, [](V in) {
+         Tensor h = tanh(matmul(in[0], in[1]));
+         Tensor picked = index_select(h, 0, index_on(in[0], {4, 0, 4, 2}));
+         return add(mse(picked, mul(picked, 0.5), Reduction::none),
+                    sum(square(gather(picked, 1, index_on(in[0], {2, 2, 0, 1, 1, 0, 2, 1}, {4, 2}))), 1, true));
+       }},
+      {"logsumexp, max, mean", {{3, 8}}, [](V in) {
+         return add(add(logsumexp(in[0], 1), max(square(in[0]), 1)), mean(exp(in[0]), 1));
+       }},
+      {"distillation_loss", {{6, 5}, {6, 5}},
+       [](V in) { return distillation_loss(in[0], in[1], 4.0, 0.5, labels_like(in[0], 6, 5, false)); }},
+  };
+  unsigned seed = 500;
+  for (const Case& c : cases)
+    for (DType dtype : {DType::f32, DType::f64}) {
+      INFO(c.name << " in " << dtype);
+      std::vector<Tensor> x, v;
+      for (const Shape& s : c.shapes) {
+        x.push_back(random_input(s, ++seed).detach().to(dtype));
+        v.push_back(random_input(s, ++seed).detach().to(dtype));
+      }
+      Tensor w;
+      // H·v on `where`, brought back to the CPU.
+      auto hessian_times_v = [&](Device where) {
+        std::vector<Tensor> leaves;
+        for (const Tensor& t : x) leaves.push_back(t.clone().to(where).set_requires_grad());
+        Tensor y = c.f(leaves);
+        if (!w.defined()) w = random_input(y.shape(), ++seed).detach().to(dtype);
+        std::vector<Tensor> g = grad({sum(mul(y, w.to(where)))}, leaves, {}, true);
+        Tensor gv = zeros({}, dtype, where);
+        for (size_t k = 0; k < g.size(); ++k) gv = add(gv, sum(mul(g[k], v[k].to(where))));
+        std::vector<Tensor> h = grad({gv}, leaves);
+        std::vector<Tensor> back;
+        for (const Tensor& t : h) back.push_back(t.to(Device::cpu_device()));
+        return back;
+      };
+      std::vector<Tensor> on_cpu = hessian_times_v(Device::cpu_device());
+      std::vector<Tensor> on_gpu = hessian_times_v(gpu());
+      for (size_t k = 0; k < on_cpu.size(); ++k)
+        require_agree(on_gpu[k].to(gpu()), on_cpu[k], rtol_for(dtype, 0),
+                      c.name + ": H·v for input " + std::to_string(k));
+    }
+  // gradgradcheck with the function on the GPU (finite differences of the recorded gradient).
+  auto on_gpu = [](std::function<Tensor(V)> f) {
+    return [f](V in) {
+      std::vector<Tensor> moved;
+      for (const Tensor& t : in) moved.push_back(t.to(gpu()));
+      return f(moved).to(Device::cpu_device());
+    };
+  };
+  Tensor a = random_input({3, 5}, 1), b = random_input({3, 5}, 2), t = random_input({3, 1}, 3, 0.5, 2);
+  REQUIRE_GRADGRADCHECK(on_gpu([](V in) { return softmax(in[0], -1, in[1]); }), {a, t});
+  REQUIRE_GRADGRADCHECK(on_gpu([](V in) { return kl_divergence_logits(in[0], in[1], -1, 1.5); }), {a, b});
+  REQUIRE_GRADGRADCHECK(on_gpu([](V in) {
+                          return cross_entropy(in[0], index_tensor({1, 4, 0}).to(gpu()), 0.2);
+                        }), {a});
+  REQUIRE_GRADGRADCHECK(on_gpu([](V in) { return sum(tanh(matmul(in[0], in[1], false, true))); }), {a, b});
+}
+
+
 // ---------------------------------------------------------------- Philox
 
 namespace {
