@@ -547,6 +547,29 @@ TEST_CASE("second derivatives through the GPU agree with the CPU's, and gradgrad
 }
 
 
+TEST_CASE("dropout draws the same mask on the GPU as on the CPU; orthogonal_ fills a GPU tensor alike",
+          "[agree]") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    INFO(dtype);
+    Generator on_cpu(8, 1), on_gpu(8, 1);
+    Tensor x = random_input({33, 17}, 60).detach().to(dtype);
+    Tensor a = x.clone().set_requires_grad(), b = x.to(gpu()).set_requires_grad();
+    Tensor ya = dropout(a, 0.3, on_cpu);
+    backward(sum(mul(ya, ya)));  // clears the tape: the GPU's side is recorded after it
+    Tensor yb = dropout(b, 0.3, on_gpu);
+    backward(sum(mul(yb, yb)));
+    // Philox's uniforms are bit-identical, and y = x·(mask/(1 - p)) is one rounding: so is y.
+    REQUIRE(yb.to_vector() == ya.to_vector());
+    require_agree(b.grad(), a.grad(), rtol_for(dtype, 0), "dropout's gradient");
+    Generator init_cpu(9), init_gpu(9);
+    Tensor w_cpu = empty({6, 4}, dtype), w_gpu = empty({6, 4}, dtype, gpu());
+    nn::init::orthogonal_(w_cpu, init_cpu, 1.5);
+    nn::init::orthogonal_(w_gpu, init_gpu, 1.5);
+    REQUIRE(w_gpu.device() == gpu());
+    REQUIRE(w_gpu.to_vector() == w_cpu.to_vector());
+  }
+}
+
 // ---------------------------------------------------------------- Philox
 
 namespace {
