@@ -68,8 +68,6 @@ double explained_variance(const std::vector<float>& values, const std::vector<fl
   return var_y == 0 ? std::nan("") : 1 - var_d / var_y;
 }
 
-constexpr double kMaxLogRatio = 20.0;  // ppo_clip_loss's clamp (functional.h)
-
 const Config& checked(const Config& config) {
   config.check();
   return config;
@@ -147,7 +145,7 @@ RatioStats ratio_stats(const tg::Tensor& logp_new, const tg::Tensor& logp_old, d
             logp_old.shape());
   RatioStats stats;
   for (size_t i = 0; i < a.size(); ++i) {
-    double log_ratio = std::min(a[i] - b[i], kMaxLogRatio);
+    double log_ratio = std::min(a[i] - b[i], tg::ppo_max_log_ratio);
     double ratio = std::exp(log_ratio);
     stats.approx_kl += (ratio - 1) - log_ratio;
     stats.old_approx_kl += -log_ratio;

@@ -112,6 +112,8 @@ Tensor distillation_loss(const Tensor& student_logits, const Tensor& teacher_log
 // Same shapes; gradients reach all three (detach logp_old and advantages as usual).
 Tensor ppo_clip_loss(const Tensor& logp_new, const Tensor& logp_old, const Tensor& advantages,
                      double clip_epsilon = 0.2, Reduction reduction = Reduction::mean);
+// The clamp on the log-ratio above, for code that computes ratio statistics beside the loss.
+constexpr double ppo_max_log_ratio = 20.0;
 
 // ---------------------------------------------------------------- Gaussians
 

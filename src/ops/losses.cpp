@@ -10,6 +10,9 @@
 
 namespace tg {
 
+// The public constant (functional.h) and the kernels' clamp are one number.
+static_assert(ppo_max_log_ratio == kernels::kPpoMaxLogRatio);
+
 using detail::AxisView;
 using detail::backend_of;
 using detail::pointwise_op;
