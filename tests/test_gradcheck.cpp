@@ -15,7 +15,8 @@ Tensor broken_square(const Tensor& x) {
     y = x * x;
   }
   if (is_recording(x))
-    record("broken_square", y, {x}, [x](const Tensor& grad, Gradients& g) { g.add(0, grad * x); });
+    record("broken_square", y, {x}, save(x),
+           [](const Tensor& grad, Gradients& g, const Tensor& x) { g.add(0, grad * x); });
   return y;
 }
 // y = x², with a backward given as `slope(grad, x)` (grad * 2x when right).
@@ -27,7 +28,8 @@ Tensor custom_square(const Tensor& x, Slope slope) {
     y = x * x;
   }
   if (is_recording(x))
-    record("custom_square", y, {x}, [x, slope](const Tensor& grad, Gradients& g) {
+    record("custom_square", y, {x}, save(x),
+           [slope](const Tensor& grad, Gradients& g, const Tensor& x) {
       g.add(0, slope(grad, x));
     });
   return y;

@@ -30,7 +30,7 @@ Tensor cube_first_order(const Tensor& x) {
     y = x * x * x;
   }
   if (is_recording(x))
-    record("cube", y, {x}, [x](const Tensor& grad, Gradients& g) {
+    record("cube", y, {x}, save(x), [](const Tensor& grad, Gradients& g, const Tensor& x) {
       Tensor slope;
       {
         NoGrad no_grad;

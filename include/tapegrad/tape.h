@@ -22,6 +22,7 @@
 //   tg::Tensor h = tg::grad({g}, {x}, {v})[0];                          // 6x·v, Hessian times v
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -29,6 +30,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tapegrad/tensor.h"
@@ -50,12 +53,61 @@ struct BackwardOptions {
   std::optional<bool> retain_graph = std::nullopt;
 };
 
-// Turns the gradient of an entry's output into gradients of its inputs, via Gradients::add.
+// Turns the gradient of an entry's output into gradients of its inputs, via Gradients::add. The
+// tensors it needs (the entry's saved tensors) come from Gradients::saved, not from captures.
 using BackwardFn = std::function<void(const Tensor& grad_output, Gradients& grads)>;
+
+// A tensor an entry keeps for its backward function, and the version of its storage at that
+// moment: backward refuses to run if an in-place write has changed it since.
+struct SavedTensor {
+  static constexpr int kOutput = -2, kOther = -1;
+  Tensor tensor;
+  uint64_t version = 0;
+  int role = kOther;  // which input it is (0, 1, ...), the entry's output, or another tensor
+};
+
+// An op's name with the scalar arguments the tape prints, as in mul_scalar(#4, 0.999).
+// record("add", ...) gives a name alone; with_scalars("clamp", low, high) adds scalars.
+struct OpName {
+  static constexpr int kMaxScalars = 4;
+  OpName(const char* name) : name(name) {}  // NOLINT: implicit, so record("add", ...) reads plainly
+  const char* name;
+  std::array<double, kMaxScalars> scalars{};
+  int scalar_count = 0;
+};
+template <class... Scalars>
+OpName with_scalars(const char* name, Scalars... scalars) {
+  static_assert(sizeof...(Scalars) <= OpName::kMaxScalars, "at most 4 scalar arguments");
+  OpName op(name);
+  op.scalars = {static_cast<double>(scalars)...};
+  op.scalar_count = static_cast<int>(sizeof...(Scalars));
+  return op;
+}
+
+// The tensors handed to record(): a braced list {a, b} (at most 8) or a std::vector, read
+// during the call only.
+class TensorRefs {
+ public:
+  static constexpr size_t kMaxListed = 8;
+  TensorRefs() = default;
+  TensorRefs(std::initializer_list<std::reference_wrapper<const Tensor>> list);
+  TensorRefs(const std::vector<Tensor>& tensors) : vector_(tensors.data()), size_(tensors.size()) {}
+  TensorRefs(const Tensor* const* pointers, size_t size);
+  size_t size() const { return size_; }
+  const Tensor& operator[](size_t k) const { return vector_ ? vector_[k] : *listed_[k]; }
+
+ private:
+  std::array<const Tensor*, kMaxListed> listed_{};
+  const Tensor* vector_ = nullptr;
+  size_t size_ = 0;
+};
 
 struct TapeEntry {
   const char* op = "";
+  std::array<double, OpName::kMaxScalars> scalars{};  // the op's scalar arguments (printed)
+  int scalar_count = 0;
   std::vector<int64_t> inputs;        // tape index of each input, or -1 for a constant input
+  std::vector<SavedTensor> saved;     // what backward needs; released with it
   Shape shape;                        // of the output
   DType dtype = DType::f32;
   BackwardFn backward;                // empty for leaves, and once released after a backward
@@ -66,12 +118,10 @@ class Tape {
  public:
   Tape();
 
-  // Appends an entry for `output = op(inputs...)` and marks `output` as recorded on this tape.
-  // Ops call this through record() below, only when is_recording(inputs...) is true.
-  void record(const char* op, Tensor& output,
-              std::initializer_list<std::reference_wrapper<const Tensor>> inputs,
-              BackwardFn backward);
-  void record(const char* op, Tensor& output, const std::vector<Tensor>& inputs,
+  // Appends an entry for `output = op(inputs...)` that keeps `saved` for its backward, and marks
+  // `output` as recorded on this tape. Ops call this through record() below, only when
+  // is_recording(inputs...) is true.
+  void record(const OpName& op, Tensor& output, TensorRefs inputs, TensorRefs saved,
               BackwardFn backward);
 
   // Reverse-mode sweep from `roots`, each seeded with its gradient (same shape as the root).
@@ -102,7 +152,6 @@ class Tape {
  private:
   friend class Gradients;
   int64_t index_of(const Tensor& input, const char* op);
-  void append(const char* op, Tensor& output, std::vector<int64_t> inputs, BackwardFn backward);
 
   // The sweep's bookkeeping (tape.cpp, after backward()).
   struct SweepState;
@@ -112,6 +161,7 @@ class Tape {
   void accumulate(int64_t entry, const Tensor& grad);
   Tensor take_gradient(int64_t entry);
   void run_backward(int64_t entry, const Tensor& grad, bool retain);
+  void check_unmodified(int64_t entry, const std::vector<SavedTensor>& saved) const;
   std::vector<Tensor> returned_gradients(const std::vector<Tensor>& inputs,
                                          const std::vector<int64_t>& input_entries) const;
 
@@ -129,16 +179,21 @@ class Tape {
 // The handle a backward function uses to hand gradients to its inputs.
 class Gradients {
  public:
-  Gradients(Tape& tape, int64_t entry_index) : tape_(tape), entry_index_(entry_index) {}
+  Gradients(Tape& tape, int64_t entry_index, const std::vector<SavedTensor>& saved)
+      : tape_(tape), entry_index_(entry_index), saved_(saved) {}
   // Whether input k needs a gradient (skip computing it when not).
   bool wants(int input) const;
   // Adds `grad` to input k's gradient. A gradient with the broadcast shape of the output is
   // summed back to the input's shape here, once for every op.
   void add(int input, const Tensor& grad);
+  // The k-th tensor the entry saved (checked unmodified before the backward function runs).
+  const Tensor& saved(size_t k) const { return saved_.at(k).tensor; }
+  size_t saved_count() const { return saved_.size(); }
 
  private:
   Tape& tape_;
   int64_t entry_index_;
+  const std::vector<SavedTensor>& saved_;
 };
 
 // The tape of the calling thread. Each thread records on its own tape.
@@ -201,14 +256,48 @@ template <class... Tensors>
 bool is_recording(const Tensors&... inputs) {
   return grad_enabled() && (needs_grad(inputs) || ...);
 }
-inline void record(const char* op, Tensor& output,
-                   std::initializer_list<std::reference_wrapper<const Tensor>> inputs,
-                   BackwardFn backward) {
-  tape().record(op, output, inputs, std::move(backward));
+
+// Recording an op. The entry names the tensors its backward needs, so that the tape can check
+// them for in-place writes and count their memory; a backward function captures no tensors,
+// only scalars (an axis, a shape). Three forms:
+//
+// Nothing saved: the backward function is (grad, g).
+//   record("add", y, {a, b}, [](const Tensor& grad, Gradients& g) { ... });
+// Saved tensors: save(...) lists them; the backward function receives them after g, in order.
+//   record("mul", y, {a, b}, save(a, b),
+//          [](const Tensor& grad, Gradients& g, const Tensor& a, const Tensor& b) { ... });
+// A run-time list (a std::vector): the backward function reads it with g.saved(k).
+//   record("concat", y, inputs, saved_list, [](const Tensor& grad, Gradients& g) { ... });
+//
+// The op's name may carry its scalar arguments for the tape print: with_scalars("clamp", lo, hi).
+template <size_t N>
+struct Saving {
+  std::array<const Tensor*, N> tensors;
+};
+template <class... Tensors>
+Saving<sizeof...(Tensors)> save(const Tensors&... tensors) {
+  static_assert((std::is_same_v<Tensors, Tensor> && ...), "save() takes tensors");
+  return {{&tensors...}};
 }
-inline void record(const char* op, Tensor& output, const std::vector<Tensor>& inputs,
+
+inline void record(const OpName& op, Tensor& output, TensorRefs inputs, BackwardFn backward) {
+  tape().record(op, output, inputs, {}, std::move(backward));
+}
+inline void record(const OpName& op, Tensor& output, TensorRefs inputs, TensorRefs saved,
                    BackwardFn backward) {
-  tape().record(op, output, inputs, std::move(backward));
+  tape().record(op, output, inputs, saved, std::move(backward));
+}
+namespace detail {
+template <class Fn, size_t... K>
+BackwardFn with_saved_arguments(Fn fn, std::index_sequence<K...>) {
+  return [fn = std::move(fn)](const Tensor& grad, Gradients& g) { fn(grad, g, g.saved(K)...); };
+}
+}  // namespace detail
+template <size_t N, class Fn>
+void record(const OpName& op, Tensor& output, TensorRefs inputs, const Saving<N>& saved,
+            Fn backward) {
+  tape().record(op, output, inputs, TensorRefs(saved.tensors.data(), N),
+                detail::with_saved_arguments(std::move(backward), std::make_index_sequence<N>()));
 }
 
 // For a backward function that computes a gradient outside the engine's ops (a raw kernel with

@@ -18,10 +18,16 @@
 namespace tg {
 
 // A block of memory owned by a backend's caching allocator; returned to it on destruction.
+//
+// `version` counts the in-place writes into it (fill_, copy_, set, optimizer steps, loading a
+// state dict; see Tensor::bump_version). Views of one storage (reshape, detach) share it, so a
+// tape entry that saved a tensor can tell in backward whether its values have changed since.
 struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
   Device device;
+  uint64_t version = 0;
+  const char* last_write = nullptr;  // the in-place op that last bumped `version`
   Storage(size_t bytes, Device device);
   ~Storage();
   Storage(const Storage&) = delete;
@@ -56,9 +62,15 @@ class Tensor {
   const void* raw_data() const;
 
   // --- writing values in place: never recorded on the tape ---
+  // Each bumps the storage's version, so a backward that needs the old values raises instead of
+  // computing a wrong gradient (PyTorch's "modified by an inplace operation").
   void set(std::initializer_list<int64_t> index, double value);
   Tensor& fill_(double value);
   Tensor& copy_(const Tensor& source);  // same shape; converts dtype
+  // For code that writes through raw_data()/data<T>() (kernels' in-place updates, optimizer
+  // steps): call it after the write, naming the op, as the methods above do.
+  Tensor& bump_version(const char* op);
+  uint64_t version() const;             // in-place writes into this tensor's storage so far
 
   // --- copies and views ---
   // clone() and to() are recorded like any op when gradients are wanted (to(DType::i64) ends

@@ -37,6 +37,20 @@ Tape& tape() {
 
 // ---------------------------------------------------------------- recording
 
+TensorRefs::TensorRefs(std::initializer_list<std::reference_wrapper<const Tensor>> list)
+    : size_(list.size()) {
+  check(list.size() <= kMaxListed, "record", "a braced list holds at most ", kMaxListed,
+        " tensors, got ", list.size(), "; pass a std::vector");
+  size_t k = 0;
+  for (const Tensor& t : list) listed_[k++] = &t;
+}
+
+TensorRefs::TensorRefs(const Tensor* const* pointers, size_t size) : size_(size) {
+  check(size <= kMaxListed, "record", "save() takes at most ", kMaxListed, " tensors, got ", size,
+        "; pass a std::vector");
+  for (size_t k = 0; k < size; ++k) listed_[k] = pointers[k];
+}
+
 Tape::Tape() : generation_(next_generation()) {}
 
 void Tape::clear() {
@@ -67,28 +81,22 @@ int64_t Tape::index_of(const Tensor& input, const char* op) {
   return impl.tape_index;
 }
 
-void Tape::record(const char* op, Tensor& output,
-                  std::initializer_list<std::reference_wrapper<const Tensor>> inputs,
-                  BackwardFn backward) {
-  std::vector<int64_t> indices;
-  indices.reserve(inputs.size());
-  for (const Tensor& input : inputs) indices.push_back(index_of(input, op));
-  append(op, output, std::move(indices), std::move(backward));
-}
-
-void Tape::record(const char* op, Tensor& output, const std::vector<Tensor>& inputs,
-                  BackwardFn backward) {
-  std::vector<int64_t> indices;
-  indices.reserve(inputs.size());
-  for (const Tensor& input : inputs) indices.push_back(index_of(input, op));
-  append(op, output, std::move(indices), std::move(backward));
-}
-
-void Tape::append(const char* op, Tensor& output, std::vector<int64_t> inputs,
+void Tape::record(const OpName& op, Tensor& output, TensorRefs inputs, TensorRefs saved,
                   BackwardFn backward) {
   TapeEntry entry;
-  entry.op = op;
-  entry.inputs = std::move(inputs);
+  entry.op = op.name;
+  entry.scalars = op.scalars;
+  entry.scalar_count = op.scalar_count;
+  entry.inputs.reserve(inputs.size());
+  for (size_t k = 0; k < inputs.size(); ++k) entry.inputs.push_back(index_of(inputs[k], op.name));
+  entry.saved.reserve(saved.size());
+  for (size_t k = 0; k < saved.size(); ++k) {
+    const Tensor& t = saved[k];
+    int role = t.same(output) ? SavedTensor::kOutput : SavedTensor::kOther;
+    for (size_t j = 0; j < inputs.size() && role == SavedTensor::kOther; ++j)
+      if (t.defined() && t.same(inputs[j])) role = static_cast<int>(j);
+    entry.saved.push_back({t, t.defined() ? t.version() : 0, role});
+  }
   entry.shape = output.shape();
   entry.dtype = output.dtype();
   entry.backward = std::move(backward);
@@ -274,24 +282,53 @@ inline Tensor Tape::take_gradient(int64_t i) {
 // entries_, which may move them, and a running function must not move), then put back for
 // another sweep (retain), or destroyed, which frees the tensors it saved right away.
 inline void Tape::run_backward(int64_t i, const Tensor& grad, bool retain) {
-  Gradients grads(*this, i);
   if (!need_.empty()) {
     bool wanted = false;
+    Gradients probe(*this, i, entries_[i].saved);
     for (int k = 0; k < static_cast<int>(entries_[i].inputs.size()); ++k)
-      wanted = wanted || grads.wants(k);
+      wanted = wanted || probe.wants(k);
     if (!wanted) return;
   }
-  BackwardFn backward_fn = std::move(entries_[i].backward);
-  check(static_cast<bool>(backward_fn), "backward", "entry #", i, " (", entries_[i].op,
+  check(static_cast<bool>(entries_[i].backward), "backward", "entry #", i, " (", entries_[i].op,
         ") was already differentiated and its saved tensors released (pass retain_graph to "
         "the earlier backward to differentiate it again)");
+  check_unmodified(i, entries_[i].saved);
+  BackwardFn backward_fn = std::move(entries_[i].backward);
+  std::vector<SavedTensor> saved = std::move(entries_[i].saved);
+  Gradients grads(*this, i, saved);
+  auto put_back = [&] {
+    if (!retain) return;
+    entries_[i].backward = std::move(backward_fn);
+    entries_[i].saved = std::move(saved);
+  };
   try {
     backward_fn(grad, grads);
   } catch (...) {
-    if (retain) entries_[i].backward = std::move(backward_fn);
+    put_back();
     throw;
   }
-  if (retain) entries_[i].backward = std::move(backward_fn);
+  put_back();
+}
+
+// PyTorch's "modified by an inplace operation": a saved tensor whose storage was written in
+// place after the entry saved it would give a gradient computed from the wrong values.
+void Tape::check_unmodified(int64_t i, const std::vector<SavedTensor>& saved) const {
+  for (size_t k = 0; k < saved.size(); ++k) {
+    const Tensor& t = saved[k].tensor;
+    if (!t.defined() || t.version() == saved[k].version) continue;
+    const TapeEntry& entry = entries_[i];
+    std::string role = saved[k].role == SavedTensor::kOutput ? "output"
+                       : saved[k].role >= 0 ? "input " + std::to_string(saved[k].role)
+                                            : "saved tensor " + std::to_string(k);
+    const TensorImpl& impl = *t.impl();
+    if (!impl.name.empty()) role += " '" + impl.name + "'";
+    const char* writer = impl.storage->last_write ? impl.storage->last_write : "an in-place write";
+    fail("backward", "one of the variables needed for gradient computation has been modified by "
+         "an inplace operation: tape entry #", i, " (", entry.op, ") saved its ", role, " ",
+         t.shape(), " ", t.dtype(), " at version ", saved[k].version, ", and ", writer,
+         " has since changed it (now version ", t.version(), "). Modify it after backward, or "
+         "give the op a copy (clone()) if you need to change the original.");
+  }
 }
 
 // grad()'s results, in input order: zeros for an input the roots do not depend on.
@@ -375,7 +412,7 @@ Tensor first_order_only(const char* op, Tensor gradient,
   for (const Tensor& t : computed_from) recording = recording || needs_grad(t);
   if (!recording || !grad_enabled()) return gradient;
   Tensor recorded = gradient.detach();
-  record(op, recorded, computed_from, [op](const Tensor&, Gradients&) {
+  record(op, recorded, TensorRefs(computed_from), [op](const Tensor&, Gradients&) {
     fail(op, "this gradient was computed without recorded ops, so it has no derivative of its "
              "own: a second derivative through it is not implemented");
   });

@@ -91,6 +91,9 @@ void move_in_place(Tensor& t, Device device) {
   if (!t.defined() || t.device() == device) return;
   Tensor moved = t.detach().to(device);
   TensorImpl* impl = t.impl();
+  // A tape entry that saved t before the move must not read the new storage as unchanged.
+  moved.impl()->storage->version = impl->storage->version + 1;
+  moved.impl()->storage->last_write = "Module::to";
   impl->storage = moved.impl()->storage;
   impl->offset_bytes = moved.impl()->offset_bytes;
   impl->device = device;

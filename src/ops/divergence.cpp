@@ -130,8 +130,13 @@ Tensor kl_logits_op(const char* name, const Tensor& p, const Tensor& q, const Te
                                         detail::unary_kernel(name, UnaryOp::mul_scalar, kl, sign),
                                         offset);
   if (is_recording(p, q, t.temperature))
-    record(name, y, {p, q, t.temperature}, [p, q, t, kl, stats, sign, empty_axis](
-                                                  const Tensor& grad, Gradients& g) {
+    record(with_scalars(name, t.axis), y, {p, q, t.temperature},
+           save(p, q, t.temperature, t.expanded, kl, stats),
+           [layout = t.layout_only(), sign, empty_axis](
+               const Tensor& grad, Gradients& g, const Tensor& p, const Tensor& q,
+               const Tensor& temperature, const Tensor& expanded, const Tensor& kl,
+               const Tensor& stats) {
+      const Tempered t = layout.with(temperature, expanded);
       const bool want_t = g.wants(2);
       Tensor grad_kl = sign == 1 ? grad : mul(grad, sign);
       Tensor grad_p, grad_q;

@@ -40,7 +40,8 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor y = binary_kernel("mul", BinaryOp::mul, a, b);
   if (is_recording(a, b))
-    record("mul", y, {a, b}, [a, b](const Tensor& grad, Gradients& g) {
+    record("mul", y, {a, b}, save(a, b),
+           [](const Tensor& grad, Gradients& g, const Tensor& a, const Tensor& b) {
       if (g.wants(0)) g.add(0, mul(grad, b));
       if (g.wants(1)) g.add(1, mul(grad, a));
     });
@@ -51,7 +52,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor y = binary_kernel("div", BinaryOp::div, a, b);
   if (is_recording(a, b))
-    record("div", y, {a, b}, [b, y](const Tensor& grad, Gradients& g) {
+    record("div", y, {a, b}, save(b, y),
+           [](const Tensor& grad, Gradients& g, const Tensor& b, const Tensor& y) {
       Tensor grad_over_b = div(grad, b);
       g.add(0, grad_over_b);
       if (g.wants(1)) g.add(1, neg(mul(grad_over_b, y)));
@@ -65,7 +67,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
 Tensor pow(const Tensor& a, const Tensor& b) {
   Tensor y = binary_kernel("pow", BinaryOp::pow, a, b);
   if (is_recording(a, b))
-    record("pow", y, {a, b}, [a, b, y](const Tensor& grad, Gradients& g) {
+    record("pow", y, {a, b}, save(a, b, y), [](const Tensor& grad, Gradients& g, const Tensor& a,
+                                               const Tensor& b, const Tensor& y) {
       Tensor zero = zeros({}, y.dtype(), y.device());
       if (g.wants(0))
         g.add(0, mul(grad, where(equal(b, zero), zero, mul(b, pow(a, sub(b, 1.0))))));
@@ -83,7 +86,8 @@ static Tensor pick(const char* name, BinaryOp op, BinaryOp a_wins, const Tensor&
                    const Tensor& b) {
   Tensor y = binary_kernel(name, op, a, b);
   if (is_recording(a, b))
-    record(name, y, {a, b}, [a, b, a_wins](const Tensor& grad, Gradients& g) {
+    record(name, y, {a, b}, save(a, b),
+           [a_wins](const Tensor& grad, Gradients& g, const Tensor& a, const Tensor& b) {
       Tensor wins = binary_kernel("winner", a_wins, a, b);
       Tensor ties = binary_kernel("winner", BinaryOp::equal, a, b);
       Tensor share = add(wins, mul(ties, 0.5));
@@ -109,7 +113,8 @@ Tensor maximum(const Tensor& a, const Tensor& b) {
 Tensor add(const Tensor& x, double s) {
   Tensor y = unary_kernel("add", UnaryOp::add_scalar, x, s);
   if (is_recording(x))
-    record("add_scalar", y, {x}, [](const Tensor& grad, Gradients& g) { g.add(0, grad); });
+    record(with_scalars("add_scalar", s), y, {x},
+           [](const Tensor& grad, Gradients& g) { g.add(0, grad); });
   return y;
 }
 
@@ -119,7 +124,8 @@ Tensor sub(const Tensor& x, double s) { return add(x, -s); }
 Tensor sub(double s, const Tensor& x) {
   Tensor y = unary_kernel("sub", UnaryOp::rsub_scalar, x, s);
   if (is_recording(x))
-    record("rsub_scalar", y, {x}, [](const Tensor& grad, Gradients& g) { g.add(0, neg(grad)); });
+    record(with_scalars("rsub_scalar", s), y, {x},
+           [](const Tensor& grad, Gradients& g) { g.add(0, neg(grad)); });
   return y;
 }
 
@@ -127,7 +133,8 @@ Tensor sub(double s, const Tensor& x) {
 Tensor mul(const Tensor& x, double s) {
   Tensor y = unary_kernel("mul", UnaryOp::mul_scalar, x, s);
   if (is_recording(x))
-    record("mul_scalar", y, {x}, [s](const Tensor& grad, Gradients& g) { g.add(0, mul(grad, s)); });
+    record(with_scalars("mul_scalar", s), y, {x},
+           [s](const Tensor& grad, Gradients& g) { g.add(0, mul(grad, s)); });
   return y;
 }
 
@@ -138,7 +145,8 @@ Tensor div(double s, const Tensor& x) {
   Tensor y = unary_kernel("div", UnaryOp::reciprocal, x);
   if (s != 1.0) y = unary_kernel("div", UnaryOp::mul_scalar, y, s);
   if (is_recording(x))
-    record("rdiv_scalar", y, {x}, [x, y](const Tensor& grad, Gradients& g) {
+    record(with_scalars("rdiv_scalar", s), y, {x}, save(x, y),
+           [](const Tensor& grad, Gradients& g, const Tensor& x, const Tensor& y) {
       g.add(0, neg(mul(grad, div(y, x))));
     });
   return y;
@@ -149,7 +157,8 @@ Tensor pow(const Tensor& x, double p) {
   Tensor y = p == 2.0 ? unary_kernel("pow", UnaryOp::square, x)
                       : unary_kernel("pow", UnaryOp::pow_scalar, x, p);
   if (is_recording(x))
-    record("pow_scalar", y, {x}, [x, p](const Tensor& grad, Gradients& g) {
+    record(with_scalars("pow_scalar", p), y, {x}, save(x),
+           [p](const Tensor& grad, Gradients& g, const Tensor& x) {
       if (p == 0.0) return g.add(0, zeros_like(grad));  // not 0 * x^-1, NaN at x == 0
       Tensor slope = p == 2.0 ? mul(x, 2.0) : mul(pow(x, p - 1.0), p);
       g.add(0, mul(grad, slope));
@@ -171,7 +180,8 @@ Tensor neg(const Tensor& x) {
 Tensor exp(const Tensor& x) {
   Tensor y = unary_kernel("exp", UnaryOp::exp, x);
   if (is_recording(x))
-    record("exp", y, {x}, [y](const Tensor& grad, Gradients& g) { g.add(0, mul(grad, y)); });
+    record("exp", y, {x}, save(y),
+           [](const Tensor& grad, Gradients& g, const Tensor& y) { g.add(0, mul(grad, y)); });
   return y;
 }
 
@@ -179,7 +189,8 @@ Tensor exp(const Tensor& x) {
 Tensor log(const Tensor& x) {
   Tensor y = unary_kernel("log", UnaryOp::log, x);
   if (is_recording(x))
-    record("log", y, {x}, [x](const Tensor& grad, Gradients& g) { g.add(0, div(grad, x)); });
+    record("log", y, {x}, save(x),
+           [](const Tensor& grad, Gradients& g, const Tensor& x) { g.add(0, div(grad, x)); });
   return y;
 }
 
@@ -187,7 +198,7 @@ Tensor log(const Tensor& x) {
 Tensor log1p(const Tensor& x) {
   Tensor y = unary_kernel("log1p", UnaryOp::log1p, x);
   if (is_recording(x))
-    record("log1p", y, {x}, [x](const Tensor& grad, Gradients& g) {
+    record("log1p", y, {x}, save(x), [](const Tensor& grad, Gradients& g, const Tensor& x) {
       g.add(0, div(grad, add(x, 1.0)));
     });
   return y;
@@ -197,7 +208,7 @@ Tensor log1p(const Tensor& x) {
 Tensor sqrt(const Tensor& x) {
   Tensor y = unary_kernel("sqrt", UnaryOp::sqrt, x);
   if (is_recording(x))
-    record("sqrt", y, {x}, [y](const Tensor& grad, Gradients& g) {
+    record("sqrt", y, {x}, save(y), [](const Tensor& grad, Gradients& g, const Tensor& y) {
       g.add(0, div(grad, mul(y, 2.0)));
     });
   return y;
@@ -207,7 +218,7 @@ Tensor sqrt(const Tensor& x) {
 Tensor square(const Tensor& x) {
   Tensor y = unary_kernel("square", UnaryOp::square, x);
   if (is_recording(x))
-    record("square", y, {x}, [x](const Tensor& grad, Gradients& g) {
+    record("square", y, {x}, save(x), [](const Tensor& grad, Gradients& g, const Tensor& x) {
       g.add(0, mul(grad, mul(x, 2.0)));
     });
   return y;
@@ -233,7 +244,8 @@ static Tensor gradient_kernel(const char* name, BinaryOp gradient, const Tensor&
                               const Tensor& saved) {
   Tensor z = binary_kernel(name, gradient, grad, saved);
   if (is_recording(grad, saved))
-    record(name, z, {grad, saved}, [name, gradient, grad, saved](const Tensor& u, Gradients& g) {
+    record(name, z, {grad, saved}, save(grad, saved),
+           [name, gradient](const Tensor& u, Gradients& g, const Tensor& grad, const Tensor& saved) {
       if (g.wants(0)) g.add(0, gradient_kernel(name, gradient, u, saved));
       if (!g.wants(1)) return;
       if (gradient == BinaryOp::tanh_backward) g.add(1, mul(mul(u, grad), mul(saved, -2.0)));
@@ -248,7 +260,8 @@ static Tensor with_fused_gradient(const char* name, const char* gradient_name, U
   Tensor y = unary_kernel(name, op, x);
   if (is_recording(x)) {
     Tensor keep = saved == Saved::input ? x : y;
-    record(name, y, {x}, [keep, gradient, gradient_name](const Tensor& grad, Gradients& g) {
+    record(name, y, {x}, save(keep), [gradient, gradient_name](const Tensor& grad, Gradients& g,
+                                                               const Tensor& keep) {
       g.add(0, gradient_kernel(gradient_name, gradient, grad, keep));
     });
   }
@@ -284,7 +297,8 @@ Tensor clamp(const Tensor& x, double low, double high) {
   check(!(low > high), "clamp", "low ", low, " is greater than high ", high);
   Tensor y = unary_kernel("clamp", UnaryOp::clamp, x, low, high);
   if (is_recording(x))
-    record("clamp", y, {x}, [x, low, high](const Tensor& grad, Gradients& g) {
+    record(with_scalars("clamp", low, high), y, {x}, save(x),
+           [low, high](const Tensor& grad, Gradients& g, const Tensor& x) {
       g.add(0, mul(grad, unary_kernel("clamp", UnaryOp::in_range, x, low, high)));
     });
   return y;
@@ -304,7 +318,8 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
                               y.raw_data(),
                               detail::broadcast_layout(shape, {condition.shape(), a.shape(), b.shape()}));
   if (is_recording(a, b))
-    record("where", y, {a, b}, [condition](const Tensor& grad, Gradients& g) {
+    record("where", y, {a, b}, save(condition),
+           [](const Tensor& grad, Gradients& g, const Tensor& condition) {
       Tensor zero = zeros({}, grad.dtype(), grad.device());
       if (g.wants(0)) g.add(0, where(condition, grad, zero));
       if (g.wants(1)) g.add(1, where(condition, zero, grad));

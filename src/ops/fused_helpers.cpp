@@ -99,8 +99,10 @@ Tensor pointwise_op(const char* name, Backend::Pointwise kind, std::vector<Tenso
   bool recording = false;
   for (const Tensor& t : tracked) recording = recording || needs_grad(t);
   if (recording && grad_enabled())
-    record(name, y, tracked, [inputs, kind, param, reduce, scale, n, recorded,
-                              partial](const Tensor& grad, Gradients& g) {
+    record(name, y, tracked, inputs, [kind, param, reduce, scale, n, recorded,
+                                      partial](const Tensor& grad, Gradients& g) {
+      std::vector<Tensor> inputs;  // the saved inputs, broadcast to the common shape
+      for (size_t k = 0; k < g.saved_count(); ++k) inputs.push_back(g.saved(k));
       bool differentiable = needs_grad(grad);
       for (const Tensor& t : inputs) differentiable = differentiable || needs_grad(t);
       if (differentiable && grad_enabled()) {  // create_graph: the formula in engine ops

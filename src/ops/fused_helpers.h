@@ -54,6 +54,22 @@ struct Tempered {
   int axis = 0;
   Tensor temperature;  // the tensor T as given (undefined for a double T)
   Tensor expanded;     // T as the kernel reads it: one element, or [outer, inner]
+
+  // What a backward function captures: the layout without the tensors, which the entry saves
+  // (record(..., save(..., t.temperature, t.expanded), ...)); with() puts them back.
+  Tempered layout_only() const {
+    Tempered t = *this;
+    t.temperature = Tensor();
+    t.expanded = Tensor();
+    return t;
+  }
+  Tempered with(const Tensor& saved_temperature, const Tensor& saved_expanded) const {
+    Tempered t = *this;
+    t.temperature = saved_temperature;
+    t.expanded = saved_expanded;
+    if (saved_expanded.defined()) t.layout.temperatures = saved_expanded.raw_data();
+    return t;
+  }
 };
 Tempered tempered_layout(const char* op, const Tensor& x, int axis, double temperature);
 Tempered tempered_layout(const char* op, const Tensor& x, int axis, const Tensor& temperature);

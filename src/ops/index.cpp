@@ -36,8 +36,8 @@ Tensor gather_along(const Tensor& x, int axis, const Tensor& index, bool shared_
                        y.raw_data(), view.outer, view.n, shape[axis], view.inner, shared_index);
   if (is_recording(x)) {
     Shape x_shape = x.shape();
-    record(shared_index ? "index_select" : "gather", y, {x},
-           [index, x_shape, axis, shared_index](const Tensor& grad, Gradients& g) {
+    record(with_scalars(shared_index ? "index_select" : "gather", axis), y, {x}, save(index),
+           [x_shape, axis, shared_index](const Tensor& grad, Gradients& g, const Tensor& index) {
              g.add(0, scatter_along(grad, axis, index, x_shape, shared_index));
            });
   }
@@ -54,8 +54,9 @@ Tensor scatter_along(const Tensor& grad, int axis, const Tensor& index, const Sh
                                static_cast<const int64_t*>(index.raw_data()), out.raw_data(),
                                view.outer, view.n, grad.shape()[axis], view.inner, shared_index);
   if (is_recording(grad))
-    record(shared_index ? "index_select_backward" : "gather_backward", out, {grad},
-           [index, axis, shared_index](const Tensor& u, Gradients& g) {
+    record(with_scalars(shared_index ? "index_select_backward" : "gather_backward", axis), out,
+           {grad}, save(index),
+           [axis, shared_index](const Tensor& u, Gradients& g, const Tensor& index) {
              g.add(0, gather_along(u, axis, index, shared_index));
            });
   return out;

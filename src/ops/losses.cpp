@@ -164,9 +164,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
                                      loss.raw_data(), stats.raw_data(), t.layout);
   Tensor soft_target = labels ? Tensor() : target;
   if (is_recording(logits, soft_target))
-    record(name, loss, {logits, soft_target},
-           [logits, target = class_target, labels, label_smoothing, stats, t, no_classes](
-               const Tensor& grad, Gradients& g) {
+    record(with_scalars(name, label_smoothing), loss, {logits, soft_target},
+           save(logits, class_target, stats),
+           [labels, label_smoothing, t = t.layout_only(), no_classes](
+               const Tensor& grad, Gradients& g, const Tensor& logits, const Tensor& target,
+               const Tensor& stats) {
              if (grad_enabled() && (needs_grad(grad) || needs_grad(logits) ||
                                     (!labels && needs_grad(target))))
                return cross_entropy_recorded(grad, logits, target, labels, label_smoothing, t, g);
@@ -205,7 +207,8 @@ Tensor nll(const Tensor& log_probs, const Tensor& class_labels, Reduction reduct
   if (is_recording(log_probs)) {
     Shape shape = log_probs.shape();
     Tensor index = detail::along_axis(labels, shape, axis);
-    record(name, loss, {log_probs}, [index, shape, axis](const Tensor& grad, Gradients& g) {
+    record(name, loss, {log_probs}, save(index),
+           [shape, axis](const Tensor& grad, Gradients& g, const Tensor& index) {
       g.add(0, detail::scatter_along(detail::along_axis(neg(grad), shape, axis), axis, index,
                                      shape, false));
     });

@@ -60,7 +60,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   backend_of(a).gemm(a.dtype(), ta, tb, s.m, s.n, s.k, 1.0, a.raw_data(), b.raw_data(), 0.0,
                      y.raw_data(), s.batch, stride_a, stride_b, s.m * s.n);
   if (is_recording(a, b))
-    record("matmul", y, {a, b}, [a, b, ta, tb](const Tensor& grad, Gradients& g) {
+    record("matmul", y, {a, b}, save(a, b),
+           [ta, tb](const Tensor& grad, Gradients& g, const Tensor& a, const Tensor& b) {
       if (g.wants(0)) g.add(0, ta ? matmul(b, grad, tb, true) : matmul(grad, b, false, !tb));
       if (g.wants(1)) g.add(1, tb ? matmul(grad, a, true, ta) : matmul(a, grad, !ta, false));
     });
@@ -98,7 +99,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   backend_of(x).gemm(x.dtype(), false, true, rows, out, in, 1.0, x.raw_data(), weight.raw_data(),
                      beta, y.raw_data(), 1, 0, 0, 0);
   if (is_recording(x, weight, bias))
-    record("linear", y, {x, weight, bias}, [x, weight](const Tensor& grad, Gradients& g) {
+    record("linear", y, {x, weight, bias}, save(x, weight),
+           [](const Tensor& grad, Gradients& g, const Tensor& x, const Tensor& weight) {
       if (g.wants(0)) g.add(0, matmul(grad, weight));
       if (g.wants(1)) g.add(1, matmul(grad, x, true, false));
       if (g.wants(2)) g.add(2, sum(grad, 0));

@@ -100,7 +100,8 @@ Tensor dropout(const Tensor& x, double p, Generator& generator, bool training) {
     y = mul(x, scaled_mask);
   }
   if (is_recording(x))
-    record("dropout", y, {x}, [scaled_mask](const Tensor& grad, Gradients& g) {
+    record(with_scalars("dropout", p), y, {x}, save(scaled_mask),
+           [](const Tensor& grad, Gradients& g, const Tensor& scaled_mask) {
       g.add(0, mul(grad, scaled_mask));
     });
   return y;

@@ -40,7 +40,8 @@ Tensor sum_like(const char* name, ReduceOp op, const Tensor& x, int axis, bool k
     int64_t n = axis < 0 ? x.numel() : x.shape()[axis];
     double scale = op == ReduceOp::mean ? 1.0 / n : 1.0;
     Shape input_shape = x.shape();
-    record(name, y, {x}, [input_shape, axis, scale](const Tensor& grad, Gradients& g) {
+    record(axis < 0 ? OpName(name) : with_scalars(name, axis), y, {x},
+           [input_shape, axis, scale](const Tensor& grad, Gradients& g) {
       Tensor spread = expand_reduced(grad, input_shape, axis);
       g.add(0, scale == 1.0 ? spread : mul(spread, scale));
     });
@@ -52,7 +53,8 @@ Tensor sum_like(const char* name, ReduceOp op, const Tensor& x, int axis, bool k
 Tensor extreme(const char* name, ReduceOp op, const Tensor& x, int axis, bool keepdim) {
   Tensor y = reduce_kernel(name, op, x, axis, keepdim);
   if (is_recording(x))
-    record(name, y, {x}, [x, y, axis](const Tensor& grad, Gradients& g) {
+    record(axis < 0 ? OpName(name) : with_scalars(name, axis), y, {x}, save(x, y),
+           [axis](const Tensor& grad, Gradients& g, const Tensor& x, const Tensor& y) {
       Tensor share;  // [x == y] / ties: piecewise constant, so never recorded
       {
         NoGrad no_grad;
@@ -69,7 +71,8 @@ Tensor extreme(const char* name, ReduceOp op, const Tensor& x, int axis, bool ke
 Tensor logsumexp_impl(const Tensor& x, int axis, bool keepdim) {
   Tensor y = reduce_kernel("logsumexp", ReduceOp::logsumexp, x, axis, keepdim);
   if (is_recording(x))
-    record("logsumexp", y, {x}, [x, y, axis](const Tensor& grad, Gradients& g) {
+    record(axis < 0 ? OpName("logsumexp") : with_scalars("logsumexp", axis), y, {x}, save(x, y),
+           [axis](const Tensor& grad, Gradients& g, const Tensor& x, const Tensor& y) {
       Tensor softmax = exp(sub(x, expand_reduced(y, x.shape(), axis)));
       g.add(0, mul(softmax, expand_reduced(grad, x.shape(), axis)));
     });

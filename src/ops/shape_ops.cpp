@@ -50,7 +50,8 @@ Tensor slice_backward(const Tensor& grad, const Shape& shape, int axis, int64_t 
                                 out_strides.values);
   if (is_recording(grad)) {
     const int64_t end = start + grad.shape()[axis];
-    record("slice_backward", out, {grad}, [axis, start, end](const Tensor& u, Gradients& g) {
+    record(with_scalars("slice_backward", axis, start, end), out, {grad},
+           [axis, start, end](const Tensor& u, Gradients& g) {
       g.add(0, slice(u, axis, start, end));
     });
   }
@@ -99,7 +100,7 @@ Tensor transpose(const Tensor& x, int axis0, int axis1) {
   backend_of(x).copy_strided(x.dtype(), shape, x.raw_data(), in_strides.values, y.raw_data(),
                              out_strides.values);
   if (is_recording(x))
-    record("transpose", y, {x}, [a0, a1](const Tensor& grad, Gradients& g) {
+    record(with_scalars("transpose", a0, a1), y, {x}, [a0, a1](const Tensor& grad, Gradients& g) {
       g.add(0, transpose(grad, a0, a1));
     });
   return y;
@@ -127,7 +128,8 @@ Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end) {
                              in_strides.values, y.raw_data(), out_strides.values);
   if (is_recording(x)) {
     Shape input_shape = x.shape();
-    record("slice", y, {x}, [input_shape, a, from](const Tensor& grad, Gradients& g) {
+    record(with_scalars("slice", a, from, to), y, {x},
+           [input_shape, a, from](const Tensor& grad, Gradients& g) {
       g.add(0, slice_backward(grad, input_shape, a, from));
     });
   }
@@ -167,7 +169,7 @@ Tensor concat(const std::vector<Tensor>& tensors, int axis) {
   bool recording = false;
   for (const Tensor& t : tensors) recording = recording || is_recording(t);
   if (recording)
-    record("concat", y, tensors, [starts, a](const Tensor& grad, Gradients& g) {
+    record(with_scalars("concat", a), y, tensors, [starts, a](const Tensor& grad, Gradients& g) {
       for (size_t i = 0; i < starts.size(); ++i) {
         if (!g.wants(static_cast<int>(i))) continue;
         int64_t end = i + 1 < starts.size() ? starts[i + 1] : grad.shape()[a];

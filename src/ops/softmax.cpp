@@ -34,8 +34,12 @@ Tensor softmax_backward(SoftmaxKind kind, const Tensor& grad, const Tensor& y, c
                                    t.layout);
   const bool softmax = kind == SoftmaxKind::softmax;
   if (is_recording(grad, y, t.temperature))
-    record(softmax ? "softmax_backward" : "log_softmax_backward", z, {grad, y, t.temperature},
-           [softmax, kind, grad, y, z, t](const Tensor& u, Gradients& g) {
+    record(with_scalars(softmax ? "softmax_backward" : "log_softmax_backward", t.axis), z,
+           {grad, y, t.temperature}, save(grad, y, z, t.temperature, t.expanded),
+           [softmax, kind, layout = t.layout_only()](
+               const Tensor& u, Gradients& g, const Tensor& grad, const Tensor& y, const Tensor& z,
+               const Tensor& temperature, const Tensor& expanded) {
+             const Tempered t = layout.with(temperature, expanded);
              auto row_sum = [&t](const Tensor& v) { return sum(v, t.axis, true); };
              if (softmax) {
                if (g.wants(0)) g.add(0, softmax_backward(kind, u, y, t));
@@ -65,7 +69,11 @@ Tensor softmax_op(SoftmaxKind kind, const Tensor& x, const Tempered& t) {
   if (t.layout.n > 0)
     backend_of(x).softmax(kind, x.dtype(), x.raw_data(), y.raw_data(), t.layout);
   if (is_recording(x, t.temperature))
-    record(name, y, {x, t.temperature}, [kind, x, y, t](const Tensor& grad, Gradients& g) {
+    record(with_scalars(name, t.axis), y, {x, t.temperature}, save(x, y, t.temperature, t.expanded),
+           [kind, layout = t.layout_only()](const Tensor& grad, Gradients& g, const Tensor& x,
+                                            const Tensor& y, const Tensor& temperature,
+                                            const Tensor& expanded) {
+      const Tempered t = layout.with(temperature, expanded);
       Tensor grad_x = softmax_backward(kind, grad, y, t);
       if (g.wants(1)) g.add(1, temperature_grad(x, grad_x, t));
       g.add(0, grad_x);

@@ -147,6 +147,8 @@ void SGD::step() {
     }
     backend_for(p.device()).sgd_step(p.dtype(), p.raw_data(), g.raw_data(), buffer, p.numel(),
                                      scalars);
+    p.bump_version("SGD.step");
+    if (buffer) momentum_buffers_[i].bump_version("SGD.step");
   }
 }
 
@@ -240,6 +242,9 @@ void Adam::step() {
     backend_for(p.device()).adam_step(p.dtype(), p.raw_data(), g.raw_data(),
                                       exp_avg_[i].raw_data(), exp_avg_sq_[i].raw_data(),
                                       p.numel(), scalars);
+    p.bump_version("Adam.step");
+    exp_avg_[i].bump_version("Adam.step");
+    exp_avg_sq_[i].bump_version("Adam.step");
   }
 }
 

@@ -211,12 +211,13 @@ void Tensor::set(std::initializer_list<int64_t> index, double value) {
   int64_t flat = flat_index(shape(), index, "set");
   check(device().is_cpu(), "set", "element writes need a CPU tensor, this one is on ", device());
   store(raw_data(), dtype(), flat, value);
+  bump_version("set");
 }
 
 Tensor& Tensor::fill_(double value) {
   check_writable(*this, "fill_");
   backend_for(device()).fill(dtype(), raw_data(), numel(), value);
-  return *this;
+  return bump_version("fill_");
 }
 
 Tensor& Tensor::copy_(const Tensor& source) {
@@ -225,8 +226,17 @@ Tensor& Tensor::copy_(const Tensor& source) {
         " differs from destination shape ", shape());
   Tensor src = source.device() == device() ? source : moved(source, device());
   backend_for(device()).convert(src.dtype(), src.raw_data(), dtype(), raw_data(), numel());
+  return bump_version("copy_");
+}
+
+Tensor& Tensor::bump_version(const char* op) {
+  Storage& storage = *defined_impl(impl_, op).storage;
+  ++storage.version;
+  storage.last_write = op;
   return *this;
 }
+
+uint64_t Tensor::version() const { return defined_impl(impl_, "version").storage->version; }
 
 // ---------------------------------------------------------------- copies and views
 
