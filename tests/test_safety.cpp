@@ -2,6 +2,8 @@
 // counters), and each case raises the error it should.
 #include <cmath>
 #include <memory>
+#include <string>
+#include <thread>
 
 #include "helpers.h"
 
@@ -115,4 +117,138 @@ TEST_CASE("a retained tape checks the versions again in the second backward", "[
   x.fill_(3);
   require_error([&] { backward(loss); }, {"(mul)", "fill_"});
   tape().clear();
+}
+
+// ---------------------------------------------------------------- bounded tape memory
+
+namespace {
+size_t cpu_bytes_in_use() {
+  return backend_for(Device::cpu_device()).memory_stats().bytes_in_use;
+}
+}  // namespace
+
+TEST_CASE("forward passes dropped without backward leave the tape bounded (1000 passes)",
+          "[safety]") {
+  tape().clear();
+  Generator generator(5);
+  nn::MLP model({64, 128, 128, 10}, generator);
+  Tensor x = rand({32, 64}, generator);
+  auto pass = [&] {
+    Tensor loss = sum(square(model.forward(x)));  // an evaluation loop that forgot NoGrad
+    return loss.item();
+  };
+  pass();
+  const size_t entries_per_pass = tape().size();
+  REQUIRE(entries_per_pass > 5);
+  pass();
+  const size_t bytes_after_two = cpu_bytes_in_use();
+  for (int i = 0; i < 1000; ++i) {
+    pass();
+    REQUIRE(tape().size() <= 2 * entries_per_pass);
+  }
+  // One pass's entries at most (the last, not yet released), and no more memory than after two.
+  REQUIRE(tape().size() == entries_per_pass);
+  REQUIRE(cpu_bytes_in_use() <= bytes_after_two);
+  REQUIRE_FALSE(tape().reachable());
+  tape().clear();
+}
+
+TEST_CASE("a recorded tensor still alive keeps the tape, and backward through it still works",
+          "[safety]") {
+  tape().clear();
+  Tensor w = tensor({1, 2}, DType::f64).set_requires_grad();
+  Tensor kept = sum(w * w);  // alive: its entries must stay
+  for (int i = 0; i < 3; ++i) {
+    Tensor dropped = sum(exp(w));
+    (void)dropped;
+  }
+  REQUIRE(tape().reachable());
+  backward(kept);
+  require_values(w.grad(), {2, 4});
+}
+
+TEST_CASE("the tape's saved handles do not keep a recording alive, but keep the data",
+          "[safety]") {
+  tape().clear();
+  Tensor x = tensor({0.5, 1.5}, DType::f64).set_requires_grad();
+  Tensor y = exp(x);  // saves its output y
+  std::weak_ptr<Storage> data = y.impl()->storage;
+  Tensor loss = sum(y);
+  y = Tensor();
+  REQUIRE_FALSE(data.expired());  // loss is alive, so the entry that needs y's values is too
+  backward(loss);
+  require_values(x.grad(), {std::exp(0.5), std::exp(1.5)});
+  REQUIRE(data.expired());
+}
+
+TEST_CASE("a second derivative through saved outputs still works", "[safety]") {
+  Tensor x = tensor({0.3, -0.7}, DType::f64).set_requires_grad();
+  // tanh saves its output; its backward's backward needs that output's entry.
+  Tensor g = grad({sum(tanh(x))}, {x}, {}, true)[0];
+  Tensor h = grad({sum(g)}, {x})[0];
+  std::vector<double> expected;
+  for (double v : {0.3, -0.7}) {
+    double t = std::tanh(v);
+    expected.push_back(-2 * t * (1 - t * t));
+  }
+  require_values(h, expected);
+}
+
+// ---------------------------------------------------------------- retain_grad, .grad() of a non-leaf
+
+TEST_CASE("retain_grad keeps a non-leaf's gradient; .grad() of a non-leaf without it raises",
+          "[safety]") {
+  Tensor x = tensor({1, 2, 3}, DType::f64).set_requires_grad();
+  Tensor h = x * 2.0;
+  Tensor y = h * h;
+  h.retain_grad();
+  REQUIRE(h.retains_grad());
+  require_error([&] { y.grad(); }, {"grad", "not a leaf", "retain_grad()"});
+  backward(sum(y));
+  require_values(h.grad(), {4, 8, 12});   // d sum(h²)/dh = 2h
+  require_values(x.grad(), {8, 16, 24});
+  REQUIRE(x.retain_grad().grad().defined());  // a no-op on a leaf
+  require_error([&] { tensor({1}).retain_grad(); }, {"retain_grad", "does not require grad"});
+}
+
+TEST_CASE("retain_grad accumulates over retained backwards like a leaf", "[safety]") {
+  Tensor x = tensor({1, 2}, DType::f64).set_requires_grad();
+  Tensor h = x * 3.0;
+  h.retain_grad();
+  Tensor loss = sum(h);
+  backward(loss, {false, true});
+  backward(loss);
+  require_values(h.grad(), {2, 2});
+}
+
+// ---------------------------------------------------------------- threads
+
+TEST_CASE("backward in another thread says so, not that the tape was cleared", "[safety]") {
+  Tensor x = tensor({1, 2}, DType::f64).set_requires_grad();
+  Tensor loss = sum(x * x);
+  std::string message;
+  std::thread other([&] {
+    try {
+      backward(loss);
+    } catch (const Error& e) {
+      message = e.what();
+    }
+  });
+  other.join();
+  INFO(message);
+  REQUIRE(message.find("another thread") != std::string::npos);
+  REQUIRE(message.find("cleared") == std::string::npos);
+  std::thread op_in_other([&] {
+    try {
+      Tensor z = loss * 2.0;
+      (void)z;
+      message.clear();
+    } catch (const Error& e) {
+      message = e.what();
+    }
+  });
+  op_in_other.join();
+  REQUIRE(message.find("another thread") != std::string::npos);
+  backward(loss);  // in the thread that recorded it, it works
+  require_values(x.grad(), {2, 4});
 }

@@ -129,7 +129,7 @@ TEST_CASE("a long chain needs no recursion (10^6 entries)", "[tape]") {
 
 TEST_CASE("saved tensors are released as soon as backward used them", "[tape]") {
   Tensor x = tensor({1, 2}, DType::f64).set_requires_grad();
-  std::weak_ptr<TensorImpl> saved;
+  std::weak_ptr<Storage> saved;  // the tape keeps saved tensors as handles of its own: watch the data
   bool released_before_earlier_entries_ran = false;
   // An identity op recorded first, so backward runs it last: by then exp's entry is done.
   Tensor x_again = x.detach();
@@ -140,7 +140,7 @@ TEST_CASE("saved tensors are released as soon as backward used them", "[tape]") 
   Tensor loss;
   {
     Tensor h = exp(x_again);  // exp saves its output h for backward
-    saved = h.impl_ptr();
+    saved = h.impl()->storage;
     loss = sum(h);
   }
   REQUIRE_FALSE(saved.expired());  // only the tape holds h now

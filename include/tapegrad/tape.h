@@ -112,6 +112,7 @@ struct TapeEntry {
   DType dtype = DType::f32;
   BackwardFn backward;                // empty for leaves, and once released after a backward
   std::shared_ptr<TensorImpl> leaf;   // leaves only: the tensor whose grad() receives the result
+  std::weak_ptr<TensorImpl> retained; // a non-leaf output that called retain_grad()
 };
 
 class Tape {
@@ -138,6 +139,17 @@ class Tape {
   // before the clear can no longer be differentiated through; using one as an op input raises.
   void clear();
 
+  // Bounded memory without backward: once no tensor recorded on this tape is alive outside it
+  // (an evaluation loop that forgot NoGrad drops each pass's outputs), nothing can reach its
+  // entries any more, and the next record() clears the tape first, freeing what they saved.
+  // The tape holds the recorded tensors it saves as handles of their own (same storage, same
+  // entry) that do not count as alive. A tensor kept across passes keeps the tape, as a
+  // backward would need it.
+  bool reachable() const { return !recording_.expired(); }
+
+  // Throws a tg::Error naming `op` if `impl` was recorded on another thread's tape.
+  void check_this_tape(const TensorImpl& impl, const char* op) const;
+
   size_t size() const { return entries_.size(); }
   const TapeEntry& entry(size_t index) const { return entries_.at(index); }
   uint64_t generation() const { return generation_; }
@@ -151,7 +163,9 @@ class Tape {
 
  private:
   friend class Gradients;
+  friend class Tensor;  // retain_grad
   int64_t index_of(const Tensor& input, const char* op);
+  Tensor saved_handle(const Tensor& t) const;
 
   // The sweep's bookkeeping (tape.cpp, after backward()).
   struct SweepState;
@@ -174,6 +188,7 @@ class Tape {
   std::vector<Need> need_;     // grad() only, one per entry; empty for backward(): all needed
   uint64_t generation_;
   bool sweeping_ = false;      // a backward is running (backward functions must not start one)
+  std::weak_ptr<const TapeRecording> recording_;  // shared by this generation's recorded tensors
 };
 
 // The handle a backward function uses to hand gradients to its inputs.

@@ -10,6 +10,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tapegrad/dtype.h"
@@ -35,6 +36,17 @@ struct Storage {
 };
 
 struct TensorImpl;
+class Tape;
+
+// What a tensor recorded by an op knows of its tape: which one (compared, never dereferenced),
+// the recording thread, and the generation. Every tensor recorded in one generation shares one
+// of these; the tape watches it through a weak_ptr, so when the last of them is gone the tape
+// knows that nothing outside it can reach its entries (Tape::record releases them then).
+struct TapeRecording {
+  const Tape* tape = nullptr;
+  std::thread::id thread;
+  uint64_t generation = 0;
+};
 
 class Tensor {
  public:
@@ -86,7 +98,14 @@ class Tensor {
   // Marks a leaf tensor as a variable whose gradient backward() will accumulate into grad().
   Tensor& set_requires_grad(bool requires_grad = true);
   bool is_leaf() const;                 // not produced by a recorded op
-  Tensor grad() const;                  // undefined until a backward reaches this leaf
+  // A leaf's accumulated gradient: undefined until a backward reaches it. A non-leaf has one
+  // only after retain_grad(); asking any other raises (its gradient is not kept).
+  Tensor grad() const;
+  // Keeps the gradient the next backward computes for this non-leaf (recorded) tensor in its
+  // grad(), accumulated like a leaf's. Call it after the op that made the tensor, before
+  // backward; a no-op on a leaf.
+  Tensor& retain_grad();
+  bool retains_grad() const;
   void set_grad(const Tensor& grad);
   void zero_grad();                     // forgets the gradient (the next backward starts afresh)
   // A name shown by tape().print() and to_dot(); purely cosmetic.
@@ -113,7 +132,9 @@ struct TensorImpl {
   bool is_leaf = true;           // false once produced by a recorded op
   int64_t tape_index = -1;       // this tensor's entry on the tape (leaves get one on first use)
   uint64_t tape_generation = 0;  // which recording that index belongs to (see Tape::clear)
-  Tensor grad;                   // accumulated gradient (leaves only)
+  std::shared_ptr<const TapeRecording> recording;  // recorded tensors only (see TapeRecording)
+  bool retains_grad = false;     // a non-leaf whose gradient backward keeps (retain_grad)
+  Tensor grad;                   // accumulated gradient (leaves, and retain_grad non-leaves)
   std::string name;
 };
 

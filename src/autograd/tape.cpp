@@ -66,6 +66,7 @@ int64_t Tape::index_of(const Tensor& input, const char* op) {
   if (!needs_grad(input)) return -1;
   TensorImpl& impl = *input.impl();
   if (impl.tape_generation == generation_) return impl.tape_index;
+  check_this_tape(impl, op);
   check(impl.is_leaf, op,
         "an input was computed on a tape that has since been cleared (by backward() or "
         "tape().clear()), so no gradient can flow through it; recompute it, or detach() it to "
@@ -81,22 +82,42 @@ int64_t Tape::index_of(const Tensor& input, const char* op) {
   return impl.tape_index;
 }
 
+// A recorded tensor from another thread's tape: say so (each thread records on its own tape),
+// rather than that the tape was cleared.
+void Tape::check_this_tape(const TensorImpl& impl, const char* op) const {
+  if (!impl.recording || impl.recording->tape == this) return;
+  std::ostringstream thread;
+  thread << impl.recording->thread;
+  fail(op, "this tensor ", impl.shape, " was recorded on the tape of another thread (thread ",
+       thread.str(), "); each thread records on its own tape, so differentiate it in the thread "
+       "that computed it, or detach() it to use it here as a constant");
+}
+
+// How the tape keeps a tensor it saves. A recorded tensor is kept as a handle of its own onto
+// the same storage and entry, without the recording token, so that the tape alone never keeps
+// its recording alive (see reachable(); PyTorch's SavedVariable drops the grad_fn of a saved
+// output for the same reason). Leaves and constants are kept as they are.
+Tensor Tape::saved_handle(const Tensor& t) const {
+  if (!t.defined() || !t.impl()->recording) return t;
+  auto impl = std::make_shared<TensorImpl>(*t.impl());
+  impl->recording.reset();
+  impl->retains_grad = false;
+  impl->grad = Tensor();
+  return Tensor(std::move(impl));
+}
+
 void Tape::record(const OpName& op, Tensor& output, TensorRefs inputs, TensorRefs saved,
                   BackwardFn backward) {
+  // Nothing recorded on this tape is alive outside it: its entries can never be differentiated,
+  // so they go now. (An input recorded on it would be alive, so every input is a leaf or a
+  // constant here, and gets a fresh entry below.)
+  if (!entries_.empty() && !sweeping_ && recording_.expired()) clear();
   TapeEntry entry;
   entry.op = op.name;
   entry.scalars = op.scalars;
   entry.scalar_count = op.scalar_count;
   entry.inputs.reserve(inputs.size());
   for (size_t k = 0; k < inputs.size(); ++k) entry.inputs.push_back(index_of(inputs[k], op.name));
-  entry.saved.reserve(saved.size());
-  for (size_t k = 0; k < saved.size(); ++k) {
-    const Tensor& t = saved[k];
-    int role = t.same(output) ? SavedTensor::kOutput : SavedTensor::kOther;
-    for (size_t j = 0; j < inputs.size() && role == SavedTensor::kOther; ++j)
-      if (t.defined() && t.same(inputs[j])) role = static_cast<int>(j);
-    entry.saved.push_back({t, t.defined() ? t.version() : 0, role});
-  }
   entry.shape = output.shape();
   entry.dtype = output.dtype();
   entry.backward = std::move(backward);
@@ -107,6 +128,24 @@ void Tape::record(const OpName& op, Tensor& output, TensorRefs inputs, TensorRef
   impl.is_leaf = false;
   impl.tape_index = static_cast<int64_t>(entries_.size()) - 1;
   impl.tape_generation = generation_;
+  std::shared_ptr<const TapeRecording> recording = recording_.lock();
+  if (!recording) {
+    recording = std::make_shared<const TapeRecording>(
+        TapeRecording{this, std::this_thread::get_id(), generation_});
+    recording_ = recording;
+  }
+  impl.recording = std::move(recording);
+
+  // After the output's fields are set, so that a saved output knows its entry.
+  std::vector<SavedTensor>& kept = entries_.back().saved;
+  kept.reserve(saved.size());
+  for (size_t k = 0; k < saved.size(); ++k) {
+    const Tensor& t = saved[k];
+    int role = t.same(output) ? SavedTensor::kOutput : SavedTensor::kOther;
+    for (size_t j = 0; j < inputs.size() && role == SavedTensor::kOther; ++j)
+      if (t.defined() && t.same(inputs[j])) role = static_cast<int>(j);
+    kept.push_back({saved_handle(t), t.defined() ? t.version() : 0, role});
+  }
 }
 
 // ---------------------------------------------------------------- the reverse sweep
@@ -211,6 +250,8 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
       if (entries_[i].leaf) {
         if (!inputs) deposit(*entries_[i].leaf, std::move(grad));  // grad() returns it instead
       } else {
+        if (!inputs)  // retain_grad(): the non-leaf keeps a copy of its gradient
+          if (std::shared_ptr<TensorImpl> kept = entries_[i].retained.lock()) deposit(*kept, grad);
         run_backward(i, grad, retain);  // adds the gradients of entry i's inputs
       }
     }
@@ -228,6 +269,7 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
 int64_t Tape::entry_of_root(const Tensor& root, const Tensor& seed) {
   check_root(root, seed);
   const TensorImpl& impl = *root.impl();
+  if (impl.tape_generation != generation_) check_this_tape(impl, "backward");
   check(impl.is_leaf || impl.tape_generation == generation_, "backward",
         "this tensor was recorded on a tape that has since been cleared (a backward() without "
         "retain_graph clears it); recompute the forward pass, or retain the tape in the earlier "
@@ -376,6 +418,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     check(inputs[k].requires_grad(), "grad", "input ", k, " ", inputs[k].shape(),
           " does not require grad, so no gradient is computed for it");
     const TensorImpl& impl = *inputs[k].impl();
+    if (impl.tape_generation != tape().generation()) tape().check_this_tape(impl, "grad");
     check(impl.is_leaf || impl.tape_generation == tape().generation(), "grad", "input ", k,
           " was computed on a tape that has since been cleared; recompute it");
   }
@@ -404,6 +447,22 @@ Tensor hvp(const std::function<Tensor(const Tensor&)>& f, const Tensor& x, const
     return zeros_like(x);
   }
   return grad({g}, {input}, {v.detach()})[0];
+}
+
+Tensor& Tensor::retain_grad() {
+  check(defined(), "retain_grad", "the tensor is undefined");
+  TensorImpl& impl = *impl_;
+  check(impl.requires_grad, "retain_grad",
+        "the tensor ", impl.shape, " does not require grad, so backward computes no gradient "
+        "for it");
+  if (impl.is_leaf) return *this;  // a leaf's gradient is kept anyway
+  Tape& t = tape();
+  if (impl.tape_generation != t.generation()) t.check_this_tape(impl, "retain_grad");
+  check(impl.tape_generation == t.generation(), "retain_grad",
+        "the tensor was recorded on a tape that has since been cleared; no backward can reach it");
+  impl.retains_grad = true;
+  t.entries_[impl.tape_index].retained = impl_;
+  return *this;
 }
 
 Tensor first_order_only(const char* op, Tensor gradient,

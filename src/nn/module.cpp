@@ -40,6 +40,7 @@ Tensor Module::register_parameter(const std::string& name, Tensor tensor) {
 Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
   check_new_name(name);
   check(tensor.defined(), "register_buffer", "buffer '", name, "' is undefined");
+  if (tensor.name().empty()) tensor.set_name(name);
   buffers_.emplace_back(name, tensor);
   return tensor;
 }
@@ -47,6 +48,13 @@ Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
 void Module::add_child(const std::string& name, std::shared_ptr<Module> module) {
   check_new_name(name);
   check(module != nullptr, "register_module", "module '", name, "' is null");
+  // Parameters and buffers are named by their path, so that the tape print says which layer is
+  // which ("encoder.0.weight", not "weight"): registration runs bottom-up, so each parent
+  // prefixes the names its child gave. Names set by hand are left alone.
+  std::vector<std::pair<std::string, Tensor>> inside;
+  module->collect("", false, inside);
+  for (auto& [path, tensor] : inside)
+    if (tensor.defined() && tensor.name() == path) tensor.set_name(name + "." + path);
   children_.emplace_back(name, std::move(module));
 }
 

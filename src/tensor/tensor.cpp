@@ -302,7 +302,16 @@ Tensor& Tensor::set_requires_grad(bool requires_grad) {
 }
 
 bool Tensor::is_leaf() const { return defined_impl(impl_, "is_leaf").is_leaf; }
-Tensor Tensor::grad() const { return defined_impl(impl_, "grad").grad; }
+Tensor Tensor::grad() const {
+  const TensorImpl& impl = defined_impl(impl_, "grad");
+  check(impl.is_leaf || impl.retains_grad, "grad",
+        "this tensor ", impl.shape, " was computed by a recorded op (it is not a leaf), and "
+        "backward keeps gradients only of leaves; call retain_grad() on it before backward to "
+        "keep its gradient too, or use tg::grad({loss}, {tensor}) to get it");
+  return impl.grad;
+}
+
+bool Tensor::retains_grad() const { return defined_impl(impl_, "retains_grad").retains_grad; }
 
 void Tensor::set_grad(const Tensor& grad) {
   TensorImpl& impl = defined_impl(impl_, "set_grad");
