@@ -41,6 +41,8 @@ inline const char* kind_name(UnaryOp op) {
     case UnaryOp::pow_scalar: return "pow_scalar";
     case UnaryOp::clamp: return "clamp";
     case UnaryOp::in_range: return "in_range";
+    case UnaryOp::isfinite: return "isfinite";
+    case UnaryOp::isnan: return "isnan";
   }
   return nullptr;
 }

@@ -171,6 +171,10 @@ TEST_CASE("elementwise ops agree with the CPU: odd sizes, empty tensors, broadca
     unary("clamp", [](const Tensor& x) { return clamp(x, -0.5, 0.5); });
     unary("to i64 and back", [](const Tensor& x) { return x.to(DType::i64).to(x.dtype()); }, -9, 9,
           false);
+    unary("isfinite isnan any all", [](const Tensor& x) {  // log of x < 0 is NaN, of 0 -inf
+      Tensor y = log(x);
+      return add(add(isfinite(y), mul(isnan(y), 2.0)), add(any(isnan(y)), mul(all(isfinite(y)), 4.0)));
+    }, -2, 2, false);
   }
   for (const std::vector<Shape>& pair :
        {std::vector<Shape>{{4, 1, 3}, {5, 1}}, {{6}, {6}}, {{0, 2}, {2}}, {{}, {3, 2}},

@@ -252,3 +252,98 @@ TEST_CASE("backward in another thread says so, not that the tape was cleared", "
   backward(loss);  // in the thread that recorded it, it works
   require_values(x.grad(), {2, 4});
 }
+
+// ---------------------------------------------------------------- NaN: isfinite, anomaly mode, clipping
+
+TEST_CASE("isfinite, isnan, any and all", "[safety]") {
+  const double inf = INFINITY, nan = NAN;
+  for (DType dtype : {DType::f32, DType::f64}) {
+    Tensor x = tensor({1, -inf, nan, 0, inf, -2.5}, dtype);
+    require_values(isfinite(x), {1, 0, 0, 1, 0, 1});
+    require_values(isnan(x), {0, 0, 1, 0, 0, 0});
+    REQUIRE(isfinite(x).dtype() == dtype);
+    REQUIRE(any(x).item() == 1);
+    REQUIRE(all(x).item() == 0);  // the 0
+    REQUIRE(all(tensor({nan, 1}, dtype)).item() == 1);  // NaN is non-zero, as in PyTorch
+    REQUIRE(any(zeros({3}, dtype)).item() == 0);
+    REQUIRE(any(zeros({0}, dtype)).item() == 0);
+    REQUIRE(all(zeros({0}, dtype)).item() == 1);
+    REQUIRE(all(isfinite(tensor({1, 2}, dtype))).item() == 1);
+    REQUIRE(any(isnan(x)).shape() == Shape{});
+  }
+  Tensor labels = index_tensor({0, 3});
+  require_values(isfinite(labels), {1, 1});
+  REQUIRE(any(labels).item() == 1);
+  REQUIRE(all(labels).item() == 0);
+  // Never recorded: no gradient flows through a test.
+  Tensor w = tensor({1, 2}).set_requires_grad();
+  REQUIRE_FALSE(isfinite(w).requires_grad());
+  REQUIRE_FALSE(any(w).requires_grad());
+}
+
+TEST_CASE("anomaly mode names the op that made a NaN in forward", "[safety]") {
+  Tensor x = tensor({1, -1, 2}, DType::f64).set_requires_grad();
+  Tensor h = x * 2.0;  // #0 leaf, #1 mul_scalar
+  {
+    AnomalyMode anomaly;
+    REQUIRE(anomaly_mode());
+    require_error([&] { log(h); }, {"anomaly mode", "tape entry #2 (log)", "NaN",
+                                    "inputs [3] f64", "#1 [3] f64"});
+    // A value that arrives non-finite passes: only where one is made counts.
+    Tensor mask = tensor({0, -INFINITY, 0}, DType::f64);
+    Tensor masked = h + mask;
+    REQUIRE_NOTHROW(softmax(masked, 0));
+  }
+  REQUIRE_FALSE(anomaly_mode());
+  REQUIRE_NOTHROW(log(h));  // off again: NaN flows, as before
+  tape().clear();
+}
+
+TEST_CASE("anomaly mode names the backward that made a NaN, and the forward op", "[safety]") {
+  // sqrt(0) is finite, but its gradient 1/(2·sqrt(0)) is infinite: made in backward.
+  Tensor x = tensor({0, 4}, DType::f64).set_requires_grad();
+  Tensor y = sum(sqrt(x));
+  AnomalyMode anomaly;
+  require_error([&] { backward(y); },
+                {"anomaly mode", "backward of tape entry #1 (sqrt(#0 [2] f64)", "infinity",
+                 "gradient of its input 0 [2] f64"});
+  tape().clear();
+}
+
+TEST_CASE("anomaly mode in a recorded backward says which backward recorded the op", "[safety]") {
+  Tensor x = tensor({0, 1}, DType::f64).set_requires_grad();
+  Tensor y = sum(sqrt(x));
+  AnomalyMode anomaly;
+  // create_graph records sqrt's backward, div(grad, 2·y), which makes the infinity.
+  require_error([&] { grad({y}, {x}, {}, true); },
+                {"anomaly mode", "(div)", "recorded by the backward of tape entry #1 (sqrt)"});
+  tape().clear();
+}
+
+TEST_CASE("AnomalyMode scopes nest and restore", "[safety]") {
+  const bool before = anomaly_mode();
+  {
+    AnomalyMode on;
+    {
+      AnomalyMode off(false);
+      REQUIRE_FALSE(anomaly_mode());
+    }
+    REQUIRE(anomaly_mode());
+  }
+  REQUIRE(anomaly_mode() == before);
+}
+
+TEST_CASE("clip_grad_norm can refuse a non-finite norm, naming the parameter", "[safety]") {
+  Tensor a = tensor({3, 4}).set_requires_grad().set_name("fc1.weight");
+  Tensor b = tensor({1}).set_requires_grad().set_name("fc1.bias");
+  a.set_grad(tensor({3, 4}));
+  b.set_grad(tensor({NAN}));
+  REQUIRE(std::isnan(optim::clip_grad_norm({a, b}, 1.0).item()));  // the default: as PyTorch
+  a.set_grad(tensor({3, 4}));
+  b.set_grad(tensor({NAN}));
+  require_error([&] { optim::clip_grad_norm({a, b}, 1.0, true); },
+                {"clip_grad_norm", "parameter 1 'fc1.bias'", "NaN", "left unscaled"});
+  require_values(a.grad(), {3, 4});  // untouched
+  b.set_grad(tensor({1}));
+  REQUIRE(optim::clip_grad_norm({a, b}, 100.0, true).item() == Approx(std::sqrt(26.0)));
+}

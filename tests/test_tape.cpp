@@ -215,3 +215,68 @@ TEST_CASE("each thread records on its own tape", "[tape]") {
   backward(sum(y));
   require_values(x.grad(), {3});
 }
+
+TEST_CASE("the tape print shows scalars, constants, saved bytes, the root and gradients",
+          "[tape]") {
+  tape().clear();
+  Tensor x = tensor({1, 2, 3}, DType::f64).set_name("x");  // a constant: needs no gradient
+  Tensor w = tensor({4, 5, 6}, DType::f64).set_requires_grad().set_name("layer.weight");
+  Tensor y = sum(clamp(x * w, -1, 20) * 0.999);
+  std::string text = tape().to_string();
+  INFO(text);
+  REQUIRE(text.find("#0  leaf layer.weight") != std::string::npos);
+  REQUIRE(text.find("#1  mul(const x [3] f64, #0)") != std::string::npos);
+  REQUIRE(text.find("#2  clamp(#1, -1, 20)") != std::string::npos);
+  REQUIRE(text.find("#3  mul_scalar(#2, 0.999)") != std::string::npos);
+  REQUIRE(text.find("saved 24 B") != std::string::npos);  // mul saved x and w: 2 storages
+  REQUIRE(text.find("<- root") == std::string::npos);
+  REQUIRE(text.find("grad [") == std::string::npos);
+
+  TapeMemoryReport memory = tape().memory_report();
+  REQUIRE(memory.saved_bytes.size() == tape().size());
+  REQUIRE(memory.saved_bytes[1] == 48);  // x and w, 3 f64 each
+  REQUIRE(memory.saved_bytes[2] == 24);  // clamp saved its input
+  REQUIRE(memory.total_saved_bytes == 72);
+  REQUIRE(memory.to_string().find("72 B saved for backward") != std::string::npos);
+
+  tape().track_memory(true);
+  backward(y, {false, true});
+  tape().track_memory(false);
+  text = tape().to_string();
+  REQUIRE(text.find("#4  sum(#3)") != std::string::npos);
+  REQUIRE(text.find("<- root") != std::string::npos);
+  REQUIRE(text.find("-> [3] f64   grad [3]") != std::string::npos);
+  memory = tape().memory_report();
+  REQUIRE(memory.tracked);
+  REQUIRE(memory.backward_peak_bytes >= memory.backward_start_bytes);
+
+  std::string dot = tape().to_dot();
+  INFO(dot);
+  REQUIRE(dot.find("n0 -> n1 [label=\"1\"]") != std::string::npos);  // w feeds argument 1
+  REQUIRE(dot.find("c1_0 [label=\"const x") != std::string::npos);   // the constant, drawn
+  REQUIRE(dot.find("c1_0 -> n1 [label=\"0\"") != std::string::npos);
+  REQUIRE(dot.find("mul_scalar(0.999)") != std::string::npos);
+  REQUIRE(dot.find("penwidth=3, xlabel=\"root\"") != std::string::npos);
+  REQUIRE(dot.find("grad [3]") != std::string::npos);
+  tape().clear();
+}
+
+TEST_CASE("modules name their parameters by path, and the tape shows them", "[tape]") {
+  Generator generator(4);
+  struct Net : nn::Module {
+    std::shared_ptr<nn::Sequential> encoder;
+    explicit Net(Generator& g)
+        : encoder(register_module("encoder", std::make_shared<nn::Sequential>(
+                                                 std::vector<std::shared_ptr<nn::Module>>{
+                                                     std::make_shared<nn::Linear>(3, 2, g)}))) {}
+  } net(generator);
+  REQUIRE(net.encoder->parameters()[0].name() == "encoder.0.weight");
+  REQUIRE(net.encoder->parameters()[1].name() == "encoder.0.bias");
+  tape().clear();
+  Tensor y = sum(net.encoder->forward(ones({1, 3})));
+  std::string text = tape().to_string();
+  INFO(text);
+  REQUIRE(text.find("leaf encoder.0.weight") != std::string::npos);
+  REQUIRE(text.find("leaf encoder.0.bias") != std::string::npos);
+  tape().clear();
+}

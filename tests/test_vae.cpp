@@ -153,3 +153,24 @@ TEST_CASE("VAE: resuming from a checkpoint is bit-identical to an uninterrupted 
     REQUIRE(same_bits(adam_a.entries()[i].second, adam_b.entries()[i].second));
   }
 }
+
+TEST_CASE("VAE: the tape of a training step shows its module paths and memory", "[vae]") {
+  tg::Generator init(1), noise(2), data(3);
+  vae::VAE model({16, 8, 2}, init);
+  tg::Tensor x = tg::rand({4, 16}, data);
+  tg::Tensor before = model.fc1->weight.detach().clone();
+  const std::string text = vae::describe_step(model, x, noise);
+  INFO(text);
+  for (const char* path : {"leaf fc1.weight", "leaf fc1.bias", "leaf fc21.weight", "leaf fc22.bias",
+                           "leaf fc3.weight", "leaf fc4.weight", "leaf fc4.bias"})
+    REQUIRE(text.find(path) != std::string::npos);
+  REQUIRE(text.find("linear(const [4, 16] f32, #0, #1)") != std::string::npos);
+  REQUIRE(text.find("saved for backward") != std::string::npos);
+  REQUIRE(text.find("<- root") != std::string::npos);
+  REQUIRE(text.find("grad [8, 16]") != std::string::npos);  // fc1.weight's gradient
+  REQUIRE(text.find("peak") != std::string::npos);
+  // Nothing changed for training: no gradients kept, parameters untouched, tape empty.
+  REQUIRE_FALSE(model.fc1->weight.grad().defined());
+  tgtest::require_values(model.fc1->weight, before.to_vector(), 0);
+  REQUIRE(tg::tape().size() == 0);
+}

@@ -40,6 +40,7 @@ struct Options {
   std::string out = "out/vae";
   std::string device = "cpu";
   std::string resume;
+  bool verbose = false;
 };
 
 tg::Device parse_device(const std::string& name) {
@@ -247,6 +248,15 @@ int run(const Options& options) {
     std::cout << examples::blas_kernels() << ", " << tg::num_threads() << " thread(s)\n";
   else  // the dataset was loaded straight onto the device: batches never leave it
     std::cout << tg::backend_for(device).description() << ", dataset resident on the device\n";
+  if (tg::anomaly_mode())
+    std::cout << "anomaly mode on (TAPEGRAD_ANOMALY): every recorded op and backward step checks "
+                 "for NaN and infinities\n";
+  if (options.verbose)
+    std::cout << vae::describe_step(
+        model,
+        tg::slice(tg::reshape(train.images, {train.size(), pixels}), 0, 0,
+                  std::min<int64_t>(options.batch, train.size())),
+        noise);
   ProgressBar bar(isatty(STDOUT_FILENO) == 1);
   tg::Backend& backend = tg::backend_for(device);
   // System allocations of the caching allocator after this run's first epoch and after its last:
@@ -325,6 +335,12 @@ int main(int argc, char** argv) {
   app.add_option("--device", o.device, "cpu, or cuda[:N] in a build with CUDA")
       ->capture_default_str();
   app.add_option("--resume", o.resume, "continue from this checkpoint");
+  app.add_flag("--verbose", o.verbose,
+               "print the tape of one training step (module paths, saved bytes, gradients) and its "
+               "memory report before training");
+  app.footer("Environment: TAPEGRAD_ANOMALY=1 turns on anomaly mode: the first op that makes a NaN "
+             "or infinity, in forward or backward, stops the run with an error naming it "
+             "(slower; on a GPU every op synchronises).");
   CLI11_PARSE(app, argc, argv);
   try {
     return run(o);

@@ -71,6 +71,22 @@ EpochResult train_epoch(VAE& model, tg::optim::Optimizer& optimizer, tg::data::D
   return result;
 }
 
+std::string describe_step(VAE& model, const Tensor& x, const tg::Generator& noise) {
+  tg::Generator step_noise = noise;
+  model.train();
+  tg::tape().clear();
+  Tensor batch_loss = loss(model.forward(x, step_noise), x);
+  std::string text = "forward pass and loss, as recorded:\n" + tg::tape().to_string() +
+                     tg::tape().memory_report().to_string();
+  tg::tape().track_memory(true);
+  tg::backward(batch_loss, {false, true});  // retained, to show the gradients on the tape
+  tg::tape().track_memory(false);
+  text += "after backward:\n" + tg::tape().to_string() + tg::tape().memory_report().to_string();
+  tg::tape().clear();
+  model.zero_grad();
+  return text;
+}
+
 EpochResult evaluate(VAE& model, tg::data::DataLoader& loader, tg::Generator& noise) {
   auto start = std::chrono::steady_clock::now();
   tg::NoGrad no_grad;

@@ -67,4 +67,10 @@ EpochResult train_epoch(VAE& model, tg::optim::Optimizer& optimizer, tg::data::D
 // (PyTorch's example does the same).
 EpochResult evaluate(VAE& model, tg::data::DataLoader& loader, tg::Generator& noise);
 
+// One training step on x as the tape sees it (vae --verbose): the recorded forward pass and loss
+// with the parameters' module paths (fc1.weight, ...), the bytes each entry saved, then the
+// same after the backward (gradient shapes, root) and its peak memory. Draws from a copy of
+// `noise` and forgets the gradients, so training goes on as without it.
+std::string describe_step(VAE& model, const tg::Tensor& x, const tg::Generator& noise);
+
 }  // namespace vae

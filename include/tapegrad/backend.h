@@ -60,6 +60,8 @@ enum class UnaryOp : uint8_t {
   pow_scalar,   // x^a
   clamp,        // min(max(x, a), b)
   in_range,     // 1 if a ≤ x ≤ b else 0 (clamp's gradient mask)
+  isfinite,     // 1 if x is neither NaN nor ±inf else 0
+  isnan,        // 1 if x is NaN else 0
 };
 
 // out = f(a, b), elementwise with NumPy broadcasting.

@@ -52,6 +52,16 @@ Tensor less_equal(const Tensor& a, const Tensor& b);
 Tensor greater(const Tensor& a, const Tensor& b);
 Tensor greater_equal(const Tensor& a, const Tensor& b);
 
+// Tests for bad values: 1 or 0 in x's dtype, like the comparisons; never recorded. isfinite is
+// 0 for NaN and ±inf. any / all reduce to a 0-d tensor: 1 if some / every element is non-zero
+// (NaN counts as non-zero, as in PyTorch; any of nothing is 0, all of nothing 1; f64 for an i64
+// x). Reading the answer on the host (.item()) waits for the device.
+//   if (!tg::all(tg::isfinite(loss)).item()) ...
+Tensor isfinite(const Tensor& x);
+Tensor isnan(const Tensor& x);
+Tensor any(const Tensor& x);
+Tensor all(const Tensor& x);
+
 // ---------------------------------------------------------------- reductions
 // Over all elements (result has shape []) or over one axis.
 Tensor sum(const Tensor& x);

@@ -148,7 +148,12 @@ class AdamW : public Adam {
 // 1e-6))). Returns the norm before clipping as a 0-d tensor on the parameters' device, so no
 // host synchronisation is needed; call .item() to read it. Parameters without a gradient are
 // ignored.
-Tensor clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm);
+// A NaN or infinite norm scales every gradient by NaN (as PyTorch does by default). With
+// error_if_nonfinite it raises a tg::Error instead, naming the first parameter whose gradient
+// is not finite, and leaves the gradients as they were; that reads the norm on the host (on a
+// GPU: waits for the device).
+Tensor clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm,
+                      bool error_if_nonfinite = false);
 
 // ---------------------------------------------------------------- learning-rate schedules
 // Closed-form schedules: lr(step) depends on the step alone, so a checkpoint's step restores it.

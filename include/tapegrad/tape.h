@@ -102,6 +102,14 @@ class TensorRefs {
   size_t size_ = 0;
 };
 
+// A constant input of an entry (defined, needs no gradient): what the print and DOT show of it.
+struct ConstantInput {
+  int position = 0;
+  Shape shape;
+  DType dtype = DType::f32;
+  std::string name;
+};
+
 struct TapeEntry {
   const char* op = "";
   std::array<double, OpName::kMaxScalars> scalars{};  // the op's scalar arguments (printed)
@@ -113,6 +121,20 @@ struct TapeEntry {
   BackwardFn backward;                // empty for leaves, and once released after a backward
   std::shared_ptr<TensorImpl> leaf;   // leaves only: the tensor whose grad() receives the result
   std::weak_ptr<TensorImpl> retained; // a non-leaf output that called retain_grad()
+  std::vector<ConstantInput> constants;  // for print() and to_dot() only
+  uint64_t swept = 0;                 // the sweep that last computed this entry's gradient
+};
+
+// What the tape holds in memory: the bytes each entry saved for its backward (the storages of
+// its saved tensors), all of them with each storage counted once, and, when tracking was on
+// (Tape::track_memory), the bytes in use on the root's device when the last backward started
+// and the most in use during it (sampled after each entry's backward).
+struct TapeMemoryReport {
+  std::vector<size_t> saved_bytes;  // per entry
+  size_t total_saved_bytes = 0;
+  bool tracked = false;
+  size_t backward_start_bytes = 0, backward_peak_bytes = 0;
+  std::string to_string() const;    // a table of the entries that saved anything, and the totals
 };
 
 class Tape {
@@ -154,12 +176,23 @@ class Tape {
   const TapeEntry& entry(size_t index) const { return entries_.at(index); }
   uint64_t generation() const { return generation_; }
 
-  // One line per entry: index, op, inputs, output shape and dtype.
+  // One line per entry: index, the op with its inputs (#k, or const with shape and name) and
+  // scalar arguments, the output's shape and dtype, the bytes it saved; after a backward over a
+  // retained tape, which entries got a gradient ("grad [shape]") and which was the root.
+  // Leaves show their names: nn modules name parameters by path (encoder.0.weight).
+  //   #5  mul_scalar(#4, 0.999)            -> [64] f32   grad [64]   saved 256 B
   std::string to_string() const;
   void print(std::ostream& os) const;
   void print() const;
-  // The same as a Graphviz digraph: `dot -Tpng tape.dot -o tape.png`.
+  // The same as a Graphviz digraph (`dot -Tpng tape.dot -o tape.png`): a node per entry and per
+  // constant input, edges labelled with the argument position they feed, the root drawn bold.
   std::string to_dot() const;
+
+  // Bytes saved per entry and in total, and the peak of the last backward (see TapeMemoryReport).
+  TapeMemoryReport memory_report() const;
+  // Samples the bytes in use after each entry of a backward, for memory_report()'s peak. Off by
+  // default: a sample is a locked read of the allocator's counters.
+  void track_memory(bool on) { track_memory_ = on; }
 
  private:
   friend class Gradients;
@@ -176,6 +209,10 @@ class Tape {
   Tensor take_gradient(int64_t entry);
   void run_backward(int64_t entry, const Tensor& grad, bool retain);
   void check_unmodified(int64_t entry, const std::vector<SavedTensor>& saved) const;
+  void check_forward_anomaly(int64_t entry, TensorRefs inputs, const Tensor& output) const;
+  void check_backward_anomaly(int64_t entry, int input, const Tensor& grad,
+                              const Tensor* grad_output) const;
+  std::string describe_inputs(int64_t entry) const;
   std::vector<Tensor> returned_gradients(const std::vector<Tensor>& inputs,
                                          const std::vector<int64_t>& input_entries) const;
 
@@ -189,13 +226,21 @@ class Tape {
   uint64_t generation_;
   bool sweeping_ = false;      // a backward is running (backward functions must not start one)
   std::weak_ptr<const TapeRecording> recording_;  // shared by this generation's recorded tensors
+  int64_t differentiating_ = -1;  // the entry whose backward function is running, if any
+  std::vector<int64_t> roots_;    // where the last backward started (print, DOT)
+  uint64_t sweeps_ = 0;           // backward sweeps run on this tape (TapeEntry::swept)
+  bool track_memory_ = false;
+  bool tracked_ = false;          // the last backward was sampled
+  size_t backward_start_bytes_ = 0, backward_peak_bytes_ = 0;
+  std::string call_text(size_t entry) const;
 };
 
 // The handle a backward function uses to hand gradients to its inputs.
 class Gradients {
  public:
-  Gradients(Tape& tape, int64_t entry_index, const std::vector<SavedTensor>& saved)
-      : tape_(tape), entry_index_(entry_index), saved_(saved) {}
+  Gradients(Tape& tape, int64_t entry_index, const std::vector<SavedTensor>& saved,
+            const Tensor* grad_output = nullptr)
+      : tape_(tape), entry_index_(entry_index), saved_(saved), grad_output_(grad_output) {}
   // Whether input k needs a gradient (skip computing it when not).
   bool wants(int input) const;
   // Adds `grad` to input k's gradient. A gradient with the broadcast shape of the output is
@@ -209,6 +254,7 @@ class Gradients {
   Tape& tape_;
   int64_t entry_index_;
   const std::vector<SavedTensor>& saved_;
+  const Tensor* grad_output_;  // what the backward function was given (anomaly mode)
 };
 
 // The tape of the calling thread. Each thread records on its own tape.
@@ -255,6 +301,28 @@ class GradMode {
  private:
   bool previous_;
 };
+// Anomaly mode, for finding where a NaN came from. Every recorded op checks that it did not make
+// a non-finite value (NaN, ±inf) from finite inputs, and every backward function that it did not
+// make a non-finite gradient from a finite one; the first that did raises a tg::Error naming the
+// op, its tape index, the input shapes and, in backward, the forward op being differentiated.
+// (Values that arrive non-finite, like a -inf attention mask, pass: only where one is made
+// counts.) Each check reads a result on the host, so on a GPU every recorded op and backward step
+// synchronises with the device: a debugging mode, off by default, and free when off (one
+// thread-local flag test per entry, docs/benchmarks.md).
+//   TAPEGRAD_ANOMALY=1 build/examples/vae/vae ...    on for every thread of a program
+//   { tg::AnomalyMode anomaly; ... }                  on for a scope of the calling thread
+bool anomaly_mode();
+class AnomalyMode {
+ public:
+  explicit AnomalyMode(bool enabled = true);
+  ~AnomalyMode();
+  AnomalyMode(const AnomalyMode&) = delete;
+  AnomalyMode& operator=(const AnomalyMode&) = delete;
+
+ private:
+  bool previous_;
+};
+
 class NoGrad : public GradMode {
  public:
   NoGrad() : GradMode(false) {}

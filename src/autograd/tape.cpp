@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -24,9 +26,44 @@ uint64_t next_generation() {
   static std::atomic<uint64_t> counter{1};
   return counter++;
 }
+
+// Anomaly mode: -1 until the thread first asks, then the environment's default (0 or 1), or what
+// an AnomalyMode scope set. A constant-initialised thread_local: testing it is one load.
+thread_local signed char anomaly_state = -1;
+
+bool anomaly_default() {
+  static const bool from_environment = [] {
+    const char* value = std::getenv("TAPEGRAD_ANOMALY");
+    return value != nullptr && *value != '\0' && std::string(value) != "0";
+  }();
+  return from_environment;
+}
+
+inline bool anomaly_on() {
+  if (anomaly_state < 0) anomaly_state = anomaly_default() ? 1 : 0;
+  return anomaly_state == 1;
+}
+
+// Whether every element is finite: a reduction on the tensor's device, read on the host.
+bool all_finite(const Tensor& t) {
+  if (!t.defined() || !is_floating(t.dtype())) return true;
+  NoGrad no_grad;
+  return all(isfinite(t)).item() != 0;
+}
+
+const char* bad_value_kind(const Tensor& t) {
+  NoGrad no_grad;
+  return any(isnan(t)).item() != 0 ? "NaN" : "an infinity";
+}
 }  // namespace
 
 bool grad_enabled() { return grad_mode_enabled; }
+bool anomaly_mode() { return anomaly_on(); }
+AnomalyMode::AnomalyMode(bool enabled) : previous_(anomaly_on()) {
+  anomaly_state = enabled ? 1 : 0;
+}
+AnomalyMode::~AnomalyMode() { anomaly_state = previous_ ? 1 : 0; }
+
 GradMode::GradMode(bool enabled) : previous_(grad_mode_enabled) { grad_mode_enabled = enabled; }
 GradMode::~GradMode() { grad_mode_enabled = previous_; }
 
@@ -57,6 +94,7 @@ void Tape::clear() {
   check(!sweeping_, "tape().clear()", "called from inside a backward function");
   entries_.clear();
   grads_.clear();
+  roots_.clear();
   generation_ = next_generation();
 }
 
@@ -117,7 +155,12 @@ void Tape::record(const OpName& op, Tensor& output, TensorRefs inputs, TensorRef
   entry.scalars = op.scalars;
   entry.scalar_count = op.scalar_count;
   entry.inputs.reserve(inputs.size());
-  for (size_t k = 0; k < inputs.size(); ++k) entry.inputs.push_back(index_of(inputs[k], op.name));
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    entry.inputs.push_back(index_of(inputs[k], op.name));
+    const Tensor& t = inputs[k];
+    if (entry.inputs.back() < 0 && t.defined())
+      entry.constants.push_back({static_cast<int>(k), t.shape(), t.dtype(), t.name()});
+  }
   entry.shape = output.shape();
   entry.dtype = output.dtype();
   entry.backward = std::move(backward);
@@ -146,6 +189,55 @@ void Tape::record(const OpName& op, Tensor& output, TensorRefs inputs, TensorRef
       if (t.defined() && t.same(inputs[j])) role = static_cast<int>(j);
     kept.push_back({saved_handle(t), t.defined() ? t.version() : 0, role});
   }
+  if (anomaly_on()) check_forward_anomaly(impl.tape_index, inputs, output);
+}
+
+// ---- anomaly mode (see anomaly_mode() in tape.h)
+
+// "#3 [4, 2] f32, const" for an entry's inputs.
+std::string Tape::describe_inputs(int64_t i) const {
+  std::ostringstream os;
+  const TapeEntry& entry = entries_[i];
+  for (size_t k = 0; k < entry.inputs.size(); ++k) {
+    const int64_t input = entry.inputs[k];
+    os << (k ? ", " : "");
+    if (input < 0)
+      os << "const";
+    else
+      os << "#" << input << " " << entries_[input].shape << " " << entries_[input].dtype;
+  }
+  return os.str();
+}
+
+void Tape::check_forward_anomaly(int64_t i, TensorRefs inputs, const Tensor& output) const {
+  if (all_finite(output)) return;
+  for (size_t k = 0; k < inputs.size(); ++k)
+    if (!all_finite(inputs[k])) return;  // it arrived non-finite: made earlier, not here
+  std::ostringstream inputs_text;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const Tensor& t = inputs[k];
+    inputs_text << (k ? ", " : "");
+    if (t.defined()) inputs_text << t.shape() << " " << t.dtype();
+    else inputs_text << "none";
+  }
+  std::string during;
+  if (differentiating_ >= 0)
+    during = ", recorded by the backward of tape entry #" + std::to_string(differentiating_) +
+             " (" + entries_[differentiating_].op + ")";
+  fail("anomaly mode", "tape entry #", i, " (", entries_[i].op, ") made ", bad_value_kind(output),
+       " from finite inputs: inputs ", inputs_text.str(), " -> output ", output.shape(), " ",
+       output.dtype(), during, ". Its inputs are on the tape as: ", describe_inputs(i));
+}
+
+void Tape::check_backward_anomaly(int64_t i, int input, const Tensor& grad,
+                                  const Tensor* grad_output) const {
+  if (all_finite(grad)) return;
+  if (grad_output && !all_finite(*grad_output)) return;  // the gradient arrived non-finite
+  fail("anomaly mode", "the backward of tape entry #", i, " (", entries_[i].op, "(",
+       describe_inputs(i), ") -> ", entries_[i].shape, " ", entries_[i].dtype, ") made ",
+       bad_value_kind(grad), " in the gradient of its input ", input, " ", grad.shape(), " ",
+       grad.dtype(), " from a finite incoming gradient",
+       grad_output ? " " + grad_output->shape().to_string() : std::string());
 }
 
 // ---------------------------------------------------------------- the reverse sweep
@@ -170,6 +262,7 @@ void Gradients::add(int input, const Tensor& grad) {
   check(g.dtype() == dtype, "backward", "entry #", entry_index_, " (",
         tape_.entries_[entry_index_].op, ") produced a ", g.dtype(), " gradient for its ", dtype,
         " input ", input);
+  if (anomaly_on()) tape_.check_backward_anomaly(entry_index_, input, g, grad_output_);
   tape_.accumulate(target, g);
 }
 
@@ -241,12 +334,18 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
     SweepState state(*this, last);
     const int64_t lowest = inputs ? mark_needed(input_entries, last) : 0;  // where it ends
     for (size_t r = 0; r < roots.size(); ++r) accumulate(root_entries[r], grad_roots[r]);
+    roots_ = root_entries;
+    ++sweeps_;
+    Backend* memory = track_memory_ ? &backend_for(roots[0].device()) : nullptr;
+    tracked_ = memory != nullptr;
+    if (memory) backward_start_bytes_ = backward_peak_bytes_ = memory->memory_stats().bytes_in_use;
 
     // The sweep: every consumer of an entry was recorded after it, so when the loop reaches
     // entry i, all contributions to its gradient have been added.
     for (int64_t i = last; i >= lowest; --i) {
       Tensor grad = take_gradient(i);
       if (!grad.defined()) continue;  // the roots do not depend on entry i
+      entries_[i].swept = sweeps_;    // for print(): this entry got a gradient
       if (entries_[i].leaf) {
         if (!inputs) deposit(*entries_[i].leaf, std::move(grad));  // grad() returns it instead
       } else {
@@ -254,6 +353,8 @@ std::vector<Tensor> Tape::backward(const std::vector<Tensor>& roots,
           if (std::shared_ptr<TensorImpl> kept = entries_[i].retained.lock()) deposit(*kept, grad);
         run_backward(i, grad, retain);  // adds the gradients of entry i's inputs
       }
+      if (memory)
+        backward_peak_bytes_ = std::max(backward_peak_bytes_, memory->memory_stats().bytes_in_use);
     }
     if (inputs) input_grads = returned_gradients(*inputs, input_entries);
   }
@@ -337,8 +438,10 @@ inline void Tape::run_backward(int64_t i, const Tensor& grad, bool retain) {
   check_unmodified(i, entries_[i].saved);
   BackwardFn backward_fn = std::move(entries_[i].backward);
   std::vector<SavedTensor> saved = std::move(entries_[i].saved);
-  Gradients grads(*this, i, saved);
+  Gradients grads(*this, i, saved, &grad);
+  differentiating_ = i;
   auto put_back = [&] {
+    differentiating_ = -1;
     if (!retain) return;
     entries_[i].backward = std::move(backward_fn);
     entries_[i].saved = std::move(saved);
@@ -481,27 +584,95 @@ Tensor first_order_only(const char* op, Tensor gradient,
 // ---------------------------------------------------------------- looking at the tape
 
 namespace {
-std::string entry_label(const TapeEntry& entry) {
-  if (entry.leaf && !entry.leaf->name.empty()) return entry.leaf->name;
-  return entry.op;
+std::string format_bytes(size_t bytes) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1);
+  if (bytes < 1000) os << bytes << " B";
+  else if (bytes < 1000 * 1000) os << bytes / 1e3 << " kB";
+  else os << bytes / 1e6 << " MB";
+  return os.str();
+}
+
+std::string format_scalar(double value) {
+  std::ostringstream os;
+  os << std::setprecision(6) << value;
+  return os.str();
+}
+
+// Each storage an entry saved, once.
+size_t saved_bytes_of(const TapeEntry& entry) {
+  size_t bytes = 0;
+  for (size_t k = 0; k < entry.saved.size(); ++k) {
+    const Tensor& t = entry.saved[k].tensor;
+    if (!t.defined()) continue;
+    bool seen = false;
+    for (size_t j = 0; j < k; ++j)
+      seen = seen || (entry.saved[j].tensor.defined() &&
+                      entry.saved[j].tensor.impl()->storage == t.impl()->storage);
+    if (!seen) bytes += t.impl()->storage->bytes;
+  }
+  return bytes;
+}
+
+// "x", "fc1.weight", or "" for an unnamed leaf.
+std::string leaf_name(const TapeEntry& entry) { return entry.leaf ? entry.leaf->name : ""; }
+
+// A label safe inside a DOT string.
+std::string dot_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
 }
 }  // namespace
 
+// "leaf fc1.weight", or "mul_scalar(#4, 0.999)", "linear(const x [8, 784] f32, #0, #1)".
+std::string Tape::call_text(size_t i) const {
+  const TapeEntry& entry = entries_[i];
+  if (entry.leaf) return "leaf " + (leaf_name(entry).empty() ? "(unnamed)" : leaf_name(entry));
+  std::ostringstream os;
+  os << entry.op << "(";
+  for (size_t k = 0; k < entry.inputs.size(); ++k) {
+    os << (k ? ", " : "");
+    if (entry.inputs[k] >= 0) {
+      os << "#" << entry.inputs[k];
+      continue;
+    }
+    const ConstantInput* constant = nullptr;
+    for (const ConstantInput& c : entry.constants)
+      if (c.position == static_cast<int>(k)) constant = &c;
+    if (!constant) {
+      os << "none";
+      continue;
+    }
+    os << "const " << (constant->name.empty() ? "" : constant->name + " ") << constant->shape
+       << ' ' << constant->dtype;
+  }
+  for (int s = 0; s < entry.scalar_count; ++s)
+    os << (s || !entry.inputs.empty() ? ", " : "") << format_scalar(entry.scalars[s]);
+  os << ")";
+  return os.str();
+}
+
 void Tape::print(std::ostream& os) const {
-  os << "tape: " << entries_.size() << " entries\n";
+  os << "tape: " << entries_.size() << " entries";
+  const TapeMemoryReport memory = memory_report();
+  if (memory.total_saved_bytes) os << ", " << format_bytes(memory.total_saved_bytes) << " saved";
+  os << '\n';
   for (size_t i = 0; i < entries_.size(); ++i) {
     const TapeEntry& entry = entries_[i];
     std::ostringstream line;
-    line << "  #" << i << "  " << (entry.leaf ? "leaf " + entry.leaf->name : entry.op);
-    if (!entry.leaf) {
-      line << "(";
-      for (size_t k = 0; k < entry.inputs.size(); ++k)
-        line << (k ? ", " : "")
-             << (entry.inputs[k] >= 0 ? "#" + std::to_string(entry.inputs[k]) : "const");
-      line << ")";
-    }
-    os << line.str() << std::string(line.str().size() < 34 ? 34 - line.str().size() : 1, ' ')
-       << "-> " << entry.shape << ' ' << entry.dtype << '\n';
+    line << "  #" << i << "  " << call_text(i);
+    const std::string head = line.str();
+    os << head << std::string(head.size() < 44 ? 44 - head.size() : 1, ' ') << "-> "
+       << entry.shape << ' ' << entry.dtype;
+    if (sweeps_ && entry.swept == sweeps_) os << "   grad " << entry.shape;
+    if (memory.saved_bytes[i]) os << "   saved " << format_bytes(memory.saved_bytes[i]);
+    if (std::find(roots_.begin(), roots_.end(), static_cast<int64_t>(i)) != roots_.end())
+      os << "   <- root";
+    os << '\n';
   }
 }
 
@@ -516,14 +687,78 @@ std::string Tape::to_string() const {
 std::string Tape::to_dot() const {
   std::ostringstream os;
   os << "digraph tape {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n";
+  const TapeMemoryReport memory = memory_report();
   for (size_t i = 0; i < entries_.size(); ++i) {
     const TapeEntry& entry = entries_[i];
-    os << "  n" << i << " [label=\"#" << i << " " << entry_label(entry) << "\\n" << entry.shape
-       << ' ' << entry.dtype << "\", shape=" << (entry.leaf ? "ellipse" : "box") << "];\n";
-    for (int64_t input : entry.inputs)
-      if (input >= 0) os << "  n" << input << " -> n" << i << ";\n";
+    std::ostringstream label;
+    label << "#" << i << " ";
+    if (entry.leaf) {
+      label << (leaf_name(entry).empty() ? "leaf" : leaf_name(entry));
+    } else {
+      label << entry.op;
+      if (entry.scalar_count) {
+        label << "(";
+        for (int s = 0; s < entry.scalar_count; ++s)
+          label << (s ? ", " : "") << format_scalar(entry.scalars[s]);
+        label << ")";
+      }
+    }
+    label << "\\n" << entry.shape << ' ' << entry.dtype;
+    if (sweeps_ && entry.swept == sweeps_) label << "\\ngrad " << entry.shape;
+    if (memory.saved_bytes[i]) label << "\\nsaved " << format_bytes(memory.saved_bytes[i]);
+    const bool root = std::find(roots_.begin(), roots_.end(), static_cast<int64_t>(i)) != roots_.end();
+    os << "  n" << i << " [label=\"" << dot_escape(label.str()) << "\", shape="
+       << (entry.leaf ? "ellipse" : "box") << (root ? ", penwidth=3, xlabel=\"root\"" : "")
+       << "];\n";
+    for (const ConstantInput& c : entry.constants) {
+      os << "  c" << i << "_" << c.position << " [label=\"const "
+         << dot_escape(c.name.empty() ? "" : c.name + "\\n") << c.shape << ' ' << c.dtype
+         << "\", shape=note, style=dashed];\n";
+      os << "  c" << i << "_" << c.position << " -> n" << i << " [label=\"" << c.position
+         << "\", style=dashed];\n";
+    }
+    for (size_t k = 0; k < entry.inputs.size(); ++k)
+      if (entry.inputs[k] >= 0)
+        os << "  n" << entry.inputs[k] << " -> n" << i << " [label=\"" << k << "\"];\n";
   }
   os << "}\n";
+  return os.str();
+}
+
+TapeMemoryReport Tape::memory_report() const {
+  TapeMemoryReport report;
+  report.saved_bytes.resize(entries_.size());
+  std::vector<const Storage*> counted;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    report.saved_bytes[i] = saved_bytes_of(entries_[i]);
+    for (const SavedTensor& s : entries_[i].saved) {
+      if (!s.tensor.defined()) continue;
+      const Storage* storage = s.tensor.impl()->storage.get();
+      if (std::find(counted.begin(), counted.end(), storage) != counted.end()) continue;
+      counted.push_back(storage);
+      report.total_saved_bytes += storage->bytes;
+    }
+  }
+  report.tracked = tracked_;
+  report.backward_start_bytes = backward_start_bytes_;
+  report.backward_peak_bytes = backward_peak_bytes_;
+  return report;
+}
+
+std::string TapeMemoryReport::to_string() const {
+  std::ostringstream os;
+  os << "tape memory: " << format_bytes(total_saved_bytes)
+     << " saved for backward (parameters they use included)";
+  size_t entries = 0;
+  for (size_t bytes : saved_bytes) entries += bytes ? 1 : 0;
+  os << " by " << entries << " of " << saved_bytes.size() << " entries\n";
+  for (size_t i = 0; i < saved_bytes.size(); ++i)
+    if (saved_bytes[i]) os << "  #" << i << "  " << format_bytes(saved_bytes[i]) << '\n';
+  if (tracked)
+    os << "last backward: " << format_bytes(backward_start_bytes) << " in use at the start, peak "
+       << format_bytes(backward_peak_bytes) << " (sampled after each entry)\n";
+  else
+    os << "last backward: not tracked (tape().track_memory(true) samples it)\n";
   return os.str();
 }
 

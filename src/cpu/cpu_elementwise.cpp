@@ -49,6 +49,8 @@ void CpuBackend::unary(UnaryOp op, DType dtype, const void* x_, void* y_, int64_
       case UnaryOp::pow_scalar: return map_unary(x, y, n, a, b, k::PowScalar{});
       case UnaryOp::clamp: return map_unary(x, y, n, a, b, k::Clamp{});
       case UnaryOp::in_range: return map_unary(x, y, n, a, b, k::InRange{});
+      case UnaryOp::isfinite: return map_unary(x, y, n, a, b, k::IsFinite{});
+      case UnaryOp::isnan: return map_unary(x, y, n, a, b, k::IsNan{});
     }
   });
 }

@@ -189,6 +189,8 @@ void CudaBackend::unary(UnaryOp op, DType dtype, const void* x_, void* y_, int64
       case UnaryOp::pow_scalar: return run(k::PowScalar{});
       case UnaryOp::clamp: return run(k::Clamp{});
       case UnaryOp::in_range: return run(k::InRange{});
+      case UnaryOp::isfinite: return run(k::IsFinite{});
+      case UnaryOp::isnan: return run(k::IsNan{});
     }
   });
   check_launch("unary", index_);

@@ -68,6 +68,16 @@ struct InRange {
     return (x >= low && x <= high) ? T(1) : T(0);
   }
 };
+// x - x is exactly 0 for every finite x, and NaN for NaN and ±inf; x != x holds only for NaN.
+// Plain arithmetic and comparisons: the same text on the host and the device, and it vectorises.
+struct IsFinite {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T, T) const {
+    return (x - x == T(0)) ? T(1) : T(0);
+  }
+};
+struct IsNan {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T, T) const { return (x != x) ? T(1) : T(0); }
+};
 
 // ---------------------------------------------------------------- two inputs: out = f(a, b)
 

@@ -339,4 +339,36 @@ Tensor greater_equal(const Tensor& a, const Tensor& b) {
   return binary_kernel("greater_equal", BinaryOp::greater_equal, a, b);
 }
 
+// Integers are always finite and never NaN.
+Tensor isfinite(const Tensor& x) {
+  check(x.defined(), "isfinite", "the tensor is undefined");
+  if (!is_floating(x.dtype())) return ones_like(x);
+  return unary_kernel("isfinite", UnaryOp::isfinite, x);
+}
+
+Tensor isnan(const Tensor& x) {
+  check(x.defined(), "isnan", "the tensor is undefined");
+  if (!is_floating(x.dtype())) return zeros_like(x);
+  return unary_kernel("isnan", UnaryOp::isnan, x);
+}
+
+// any = [Σ [x ≠ 0] > 0], all = [Σ [x = 0] = 0]: counts of a 0/1 mask, which a float sum never
+// rounds to 0 when one element is 1. (x ≠ 0 is 1 - [x = 0], so NaN counts as non-zero.)
+Tensor any(const Tensor& x) {
+  check(x.defined(), "any", "the tensor is undefined");
+  NoGrad no_grad;
+  Tensor values = is_floating(x.dtype()) ? x.detach() : x.to(DType::f64);
+  Tensor zero = zeros({}, values.dtype(), values.device());
+  Tensor nonzero = sub(1.0, equal(values, zero));
+  return greater(sum(nonzero), zero);
+}
+
+Tensor all(const Tensor& x) {
+  check(x.defined(), "all", "the tensor is undefined");
+  NoGrad no_grad;
+  Tensor values = is_floating(x.dtype()) ? x.detach() : x.to(DType::f64);
+  Tensor zero = zeros({}, values.dtype(), values.device());
+  return equal(sum(equal(values, zero)), zero);
+}
+
 }  // namespace tg

@@ -12,7 +12,8 @@ namespace tg::optim {
 
 // norm = √(Σ_p Σ g²)     g *= min(1, max_norm / (norm + 1e-6))
 // Built from tensor ops, so it runs on any backend and never reads a value back to the host.
-Tensor clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm) {
+Tensor clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm,
+                      bool error_if_nonfinite) {
   check(max_norm > 0 && std::isfinite(max_norm), "clip_grad_norm",
         "max_norm must be positive and finite, got ", max_norm);
   NoGrad no_grad;
@@ -32,6 +33,20 @@ Tensor clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm) {
   }
   if (!total.defined()) return scalar(0.0);
   Tensor norm = sqrt(total);
+  if (error_if_nonfinite && !std::isfinite(norm.item())) {
+    for (size_t k = 0; k < parameters.size(); ++k) {
+      Tensor g = parameters[k].defined() ? parameters[k].grad() : Tensor();
+      if (!g.defined() || all(isfinite(g)).item() != 0) continue;
+      const std::string& name = parameters[k].name();
+      fail("clip_grad_norm", "the total norm of the gradients is ", norm.item(),
+           ", so they cannot be clipped: parameter ", k, name.empty() ? "" : " '" + name + "'", " ",
+           parameters[k].shape(), " has a gradient with ", any(isnan(g)).item() != 0 ? "NaN" : "infinite",
+           " values (run with tg::AnomalyMode or TAPEGRAD_ANOMALY=1 to find the op that made them). "
+           "The gradients are left unscaled");
+    }
+    fail("clip_grad_norm", "the total norm of the gradients is ", norm.item(),
+         " (their squares overflow), so they cannot be clipped; the gradients are left unscaled");
+  }
   Tensor coefficient =
       clamp(div(max_norm, add(norm, 1e-6)), -std::numeric_limits<double>::infinity(), 1.0);
   for (const Tensor& p : parameters) {
