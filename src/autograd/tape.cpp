@@ -137,10 +137,17 @@ void Tape::check_this_tape(const TensorImpl& impl, const char* op) const {
 // output for the same reason). Leaves and constants are kept as they are.
 Tensor Tape::saved_handle(const Tensor& t) const {
   if (!t.defined() || !t.impl()->recording) return t;
-  auto impl = std::make_shared<TensorImpl>(*t.impl());
-  impl->recording.reset();
-  impl->retains_grad = false;
-  impl->grad = Tensor();
+  const TensorImpl& from = *t.impl();
+  auto impl = std::make_shared<TensorImpl>();  // only what backward reads: no name, no token
+  impl->shape = from.shape;
+  impl->dtype = from.dtype;
+  impl->device = from.device;
+  impl->storage = from.storage;
+  impl->offset_bytes = from.offset_bytes;
+  impl->requires_grad = true;
+  impl->is_leaf = false;
+  impl->tape_index = from.tape_index;
+  impl->tape_generation = from.tape_generation;
   return Tensor(std::move(impl));
 }
 
@@ -435,7 +442,9 @@ inline void Tape::run_backward(int64_t i, const Tensor& grad, bool retain) {
   check(static_cast<bool>(entries_[i].backward), "backward", "entry #", i, " (", entries_[i].op,
         ") was already differentiated and its saved tensors released (pass retain_graph to "
         "the earlier backward to differentiate it again)");
-  check_unmodified(i, entries_[i].saved);
+  for (const SavedTensor& s : entries_[i].saved)  // the common case inline; the error out of line
+    if (s.tensor.defined() && s.tensor.impl()->storage->version != s.version)
+      check_unmodified(i, entries_[i].saved);
   BackwardFn backward_fn = std::move(entries_[i].backward);
   std::vector<SavedTensor> saved = std::move(entries_[i].saved);
   Gradients grads(*this, i, saved, &grad);
