@@ -27,8 +27,8 @@ uint64_t next_generation() {
   return counter++;
 }
 
-// Anomaly mode: -1 until the thread first asks, then the environment's default (0 or 1), or what
-// an AnomalyMode scope set. A constant-initialised thread_local: testing it is one load.
+// Anomaly mode, per thread: -1 until the thread first asks, then the environment's default (0
+// or 1), or what an AnomalyMode scope set.
 thread_local signed char anomaly_state = -1;
 
 bool anomaly_default() {
@@ -39,9 +39,18 @@ bool anomaly_default() {
   return from_environment;
 }
 
-inline bool anomaly_on() {
+// How many reasons any thread has to check: the environment, plus each live AnomalyMode scope
+// that turned it on. While it is 0 (the usual case) the test per entry is one relaxed load of a
+// global, not a thread_local access (which in a shared library is a call to __tls_get_addr).
+std::atomic<int> anomaly_requests{anomaly_default() ? 1 : 0};
+
+bool anomaly_on_slow() {
   if (anomaly_state < 0) anomaly_state = anomaly_default() ? 1 : 0;
   return anomaly_state == 1;
+}
+
+inline bool anomaly_on() {
+  return anomaly_requests.load(std::memory_order_relaxed) != 0 && anomaly_on_slow();
 }
 
 // Whether every element is finite: a reduction on the tensor's device, read on the host.
@@ -58,11 +67,16 @@ const char* bad_value_kind(const Tensor& t) {
 }  // namespace
 
 bool grad_enabled() { return grad_mode_enabled; }
-bool anomaly_mode() { return anomaly_on(); }
-AnomalyMode::AnomalyMode(bool enabled) : previous_(anomaly_on()) {
+bool anomaly_mode() { return anomaly_on_slow(); }
+AnomalyMode::AnomalyMode(bool enabled) : previous_(anomaly_on_slow()) {
   anomaly_state = enabled ? 1 : 0;
+  if (enabled) anomaly_requests.fetch_add(1);
 }
-AnomalyMode::~AnomalyMode() { anomaly_state = previous_ ? 1 : 0; }
+// Scopes nest, so the state is still what this scope's constructor set.
+AnomalyMode::~AnomalyMode() {
+  if (anomaly_state == 1) anomaly_requests.fetch_sub(1);
+  anomaly_state = previous_ ? 1 : 0;
+}
 
 GradMode::GradMode(bool enabled) : previous_(grad_mode_enabled) { grad_mode_enabled = enabled; }
 GradMode::~GradMode() { grad_mode_enabled = previous_; }
