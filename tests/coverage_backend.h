@@ -43,6 +43,17 @@ inline const char* kind_name(UnaryOp op) {
     case UnaryOp::in_range: return "in_range";
     case UnaryOp::isfinite: return "isfinite";
     case UnaryOp::isnan: return "isnan";
+    case UnaryOp::gelu: return "gelu";
+    case UnaryOp::gelu_tanh: return "gelu_tanh";
+    case UnaryOp::silu: return "silu";
+    case UnaryOp::leaky_relu: return "leaky_relu";
+    case UnaryOp::softplus: return "softplus";
+    case UnaryOp::elu: return "elu";
+    case UnaryOp::sin: return "sin";
+    case UnaryOp::cos: return "cos";
+    case UnaryOp::leaky_relu_slope: return "leaky_relu_slope";
+    case UnaryOp::softplus_slope: return "softplus_slope";
+    case UnaryOp::elu_slope: return "elu_slope";
   }
   return nullptr;
 }
@@ -65,6 +76,9 @@ inline const char* kind_name(BinaryOp op) {
     case BinaryOp::tanh_backward: return "tanh_backward";
     case BinaryOp::sigmoid_backward: return "sigmoid_backward";
     case BinaryOp::abs_backward: return "abs_backward";
+    case BinaryOp::gelu_backward: return "gelu_backward";
+    case BinaryOp::gelu_tanh_backward: return "gelu_tanh_backward";
+    case BinaryOp::silu_backward: return "silu_backward";
   }
   return nullptr;
 }

@@ -175,6 +175,20 @@ TEST_CASE("elementwise ops agree with the CPU: odd sizes, empty tensors, broadca
       Tensor y = log(x);
       return add(add(isfinite(y), mul(isnan(y), 2.0)), add(any(isnan(y)), mul(all(isfinite(y)), 4.0)));
     }, -2, 2, false);
+    // Issue 18's activations: their backward reaches the *_backward and *_slope kinds.
+    unary("gelu", [](const Tensor& x) { return gelu(x); }, -4, 4);
+    unary("gelu tanh", [](const Tensor& x) { return gelu(x, GeluApproximation::tanh); }, -4, 4);
+    unary("silu", [](const Tensor& x) { return silu(x); }, -6, 6);
+    unary("leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.2); });
+    unary("softplus", [](const Tensor& x) { return softplus(x, 2.0, 3.0); }, -3, 3);
+    unary("elu", [](const Tensor& x) { return elu(x, 0.7); });
+    unary("sin, cos", [](const Tensor& x) { return add(sin(x), cos(x)); }, -4, 4);
+    unary("i64 comparisons", [](const Tensor& x) {
+      Tensor a = x.to(DType::i64), b = mul(x, -1.0).to(DType::i64);
+      Tensor counts = add(add(equal(a, b).to(x.dtype()), less(a, b).to(x.dtype())),
+                       add(less_equal(a, b).to(x.dtype()), greater(a, b).to(x.dtype())));
+      return add(counts, greater_equal(a, b).to(x.dtype()));
+    }, -3, 3, false);
   }
   for (const std::vector<Shape>& pair :
        {std::vector<Shape>{{4, 1, 3}, {5, 1}}, {{6}, {6}}, {{0, 2}, {2}}, {{}, {3, 2}},
@@ -548,6 +562,18 @@ TEST_CASE("second derivatives through the GPU agree with the CPU's, and gradgrad
                           return cross_entropy(in[0], index_tensor({1, 4, 0}).to(gpu()), 0.2);
                         }), {a});
   REQUIRE_GRADGRADCHECK(on_gpu([](V in) { return sum(tanh(matmul(in[0], in[1], false, true))); }), {a, b});
+  // Issue 18's activations: the fused gradient kernels, the slope kernels and their recorded
+  // second derivatives, on the GPU.
+  REQUIRE_GRADGRADCHECK(on_gpu([](V in) {
+                          return add(add(gelu(in[0]), gelu(in[1], GeluApproximation::tanh)),
+                                     add(silu(in[0]), softplus(in[1], 2.0, 1.0)));
+                        }), {a, b});
+  REQUIRE_GRADGRADCHECK(on_gpu([](V in) {
+                          return add(mul(elu(in[0], 0.8), in[1]), mul(leaky_relu(in[1]), sin(in[0])));
+                        }), {a, b});
+  REQUIRE_GRADGRADCHECK(on_gpu([](V in) {
+                          return add(var(in[0], 1, true, true), embedding(index_tensor({2, 0, 2}).to(gpu()), in[1]));
+                        }), {a, b});
 }
 
 

@@ -527,3 +527,28 @@ TEST_CASE("second derivatives through dropout", "[higher_order]") {
       },
       {x});
 }
+
+TEST_CASE("second derivatives of the activations, var/std, the new shape ops and embedding",
+          "[higher_order]") {
+  Tensor x = random_input({2, 3}, 91, -3, 3), w = random_input({4, 3}, 92);
+  std::vector<std::function<Tensor(const Tensor&)>> activations = {
+      [](const Tensor& t) { return gelu(t); },
+      [](const Tensor& t) { return gelu(t, GeluApproximation::tanh); },
+      [](const Tensor& t) { return silu(t); },
+      [](const Tensor& t) { return leaky_relu(t, 0.2) * t; },  // its own f'' is 0
+      [](const Tensor& t) { return softplus(t); },
+      [](const Tensor& t) { return softplus(t, 2.0, 1.0); },  // both regimes
+      [](const Tensor& t) { return elu(t, 0.8); },
+      [](const Tensor& t) { return sin(t); },
+      [](const Tensor& t) { return cos(t) * t; },
+      [](const Tensor& t) { return var(t); },
+      [](const Tensor& t) { return var(t, 1, false, true) * t; },
+      [](const Tensor& t) { return tg::std(t, 0); },
+      [](const Tensor& t) { return square(permute(unsqueeze(t, 0), {2, 0, 1})); },
+      [](const Tensor& t) { return square(squeeze(stack({t, t * 2.0}, 1), 0)); },
+      [](const Tensor& t) { return square(expand(unsqueeze(t, 1), {2, 4, 3})); },
+  };
+  for (auto& f : activations) REQUIRE_GRADGRADCHECK([&f](const Inputs& in) { return f(in[0]); }, {x});
+  Tensor index = index_tensor({3, 0, 3, 1}, {2, 2});
+  REQUIRE_GRADGRADCHECK([index](const Inputs& in) { return square(embedding(index, in[0])); }, {w});
+}

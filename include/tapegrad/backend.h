@@ -62,6 +62,18 @@ enum class UnaryOp : uint8_t {
   in_range,     // 1 if a ≤ x ≤ b else 0 (clamp's gradient mask)
   isfinite,     // 1 if x is neither NaN nor ±inf else 0
   isnan,        // 1 if x is NaN else 0
+  // Activations (src/ops/activations.cpp; docs/math.md §activations), with PyTorch's formulas.
+  gelu,               // x·Φ(x), Φ the standard normal CDF: ½x(1 + erf(x/√2))
+  gelu_tanh,          // ½x(1 + tanh(√(2/π)(x + 0.044715x³)))
+  silu,               // x·σ(x)
+  leaky_relu,         // x > 0 ? x : a·x                                  a = negative slope
+  softplus,           // a·x > b ? x : log(1 + e^(a·x)) / a               a = β, b = threshold
+  elu,                // x > 0 ? x : a·(e^x - 1)                           a = α
+  sin, cos,
+  // Slopes f'(x) of the activations with parameters (their gradients are grad · slope).
+  leaky_relu_slope,   // x > 0 ? 1 : a
+  softplus_slope,     // a·x > b ? 1 : σ(a·x)
+  elu_slope,          // x > 0 ? 1 : a·e^x
 };
 
 // out = f(a, b), elementwise with NumPy broadcasting.
@@ -75,7 +87,16 @@ enum class BinaryOp : uint8_t {
   tanh_backward,        // grad * (1 - y²)       saved = tanh's output y
   sigmoid_backward,     // grad * y * (1 - y)    saved = sigmoid's output y
   abs_backward,         // grad * sign(x)        saved = x
+  gelu_backward,        // grad * (Φ(x) + x·φ(x))                       saved = x
+  gelu_tanh_backward,   // grad * d/dx of gelu_tanh                     saved = x
+  silu_backward,        // grad * σ(x)·(1 + x·(1 - σ(x)))               saved = x
 };
+// The comparisons (equal ... greater_equal) also take i64 inputs (labels, argmax results) and
+// then give 1 or 0 as i64; every other BinaryOp needs f32 or f64.
+inline bool is_comparison(BinaryOp op) {
+  return op == BinaryOp::equal || op == BinaryOp::less || op == BinaryOp::less_equal ||
+         op == BinaryOp::greater || op == BinaryOp::greater_equal;
+}
 
 // Distributions the random kernel can draw from (src/kernels/philox.h has the math).
 enum class RandomDistribution : uint8_t {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "tapegrad/tensor.h"
@@ -46,6 +47,8 @@ Tensor clamp(const Tensor& x, double low, double high);  // gradient 1 inside [l
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
 
 // Comparisons: 1 or 0 in the inputs' dtype, broadcast; never recorded (they have no gradient).
+// They take i64 inputs too (labels, argmax results), giving an i64 0/1 tensor: accuracy is
+// mean(equal(argmax(logits, 1), labels).to(DType::f32)). Both inputs must share the dtype.
 Tensor equal(const Tensor& a, const Tensor& b);
 Tensor less(const Tensor& a, const Tensor& b);
 Tensor less_equal(const Tensor& a, const Tensor& b);
@@ -103,6 +106,44 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false,
 // x·wᵀ + bias, the fully connected layer, with PyTorch's layout:
 // x: [batch, in]  weight: [out, in]  bias: [out] (may be undefined)  ->  [batch, out]
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// ---------------------------------------------------------------- activations, sin, cos
+// PyTorch's formulas and defaults (src/ops/activations.cpp, docs/math.md §activations).
+enum class GeluApproximation { none, tanh };
+// x·Φ(x) (Φ the standard normal CDF); with tanh, ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+Tensor gelu(const Tensor& x, GeluApproximation approximation = GeluApproximation::none);
+Tensor silu(const Tensor& x);                                 // x·σ(x), also called swish
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);  // gradient slope at 0
+// log(1 + e^(βx))/β, and x itself where βx > threshold. beta > 0.
+Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
+Tensor elu(const Tensor& x, double alpha = 1.0);             // x > 0 ? x : α(e^x - 1)
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+
+// ---------------------------------------------------------------- var and std
+// Σ(x - mean)² / max(0, n - c) over all elements or one axis, c = 1 when unbiased (Bessel's
+// correction, the default, as torch.var) and 0 otherwise; NaN when n ≤ c. std = √var; call it
+// tg::std (as libtorch's torch::std): after `using namespace tg` a bare std(x) is ambiguous.
+Tensor var(const Tensor& x, bool unbiased = true);
+Tensor var(const Tensor& x, int axis, bool unbiased = true, bool keepdim = false);
+Tensor std(const Tensor& x, bool unbiased = true);
+Tensor std(const Tensor& x, int axis, bool unbiased = true, bool keepdim = false);
+
+// ---------------------------------------------------------------- more shape ops (torch's)
+Tensor squeeze(const Tensor& x);             // removes every size-1 axis (a view)
+Tensor squeeze(const Tensor& x, int axis);   // removes `axis` if its size is 1, else returns x
+Tensor unsqueeze(const Tensor& x, int axis); // a new size-1 axis; axis in [-(rank+1), rank]
+Tensor permute(const Tensor& x, const std::vector<int>& dims);  // y.shape[k] = x.shape[dims[k]]
+Tensor stack(const std::vector<Tensor>& tensors, int axis = 0);  // same shapes, a new axis
+// Repeats size-1 axes (and adds leading ones) up to `shape`; -1 keeps a size. A copy.
+Tensor expand(const Tensor& x, const Shape& shape);
+
+// ---------------------------------------------------------------- embedding
+// weight[index]: index (i64, any shape) picks rows of weight [V, D] -> index.shape + [D].
+// Repeated indices accumulate their gradients; positions equal to padding_idx (negative counts
+// from V) send no gradient to that row, as in torch.nn.functional.embedding.
+Tensor embedding(const Tensor& index, const Tensor& weight,
+                 std::optional<int64_t> padding_idx = std::nullopt);
 
 // ---------------------------------------------------------------- operators
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

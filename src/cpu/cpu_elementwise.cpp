@@ -51,6 +51,17 @@ void CpuBackend::unary(UnaryOp op, DType dtype, const void* x_, void* y_, int64_
       case UnaryOp::in_range: return map_unary(x, y, n, a, b, k::InRange{});
       case UnaryOp::isfinite: return map_unary(x, y, n, a, b, k::IsFinite{});
       case UnaryOp::isnan: return map_unary(x, y, n, a, b, k::IsNan{});
+      case UnaryOp::gelu: return map_unary(x, y, n, a, b, k::Gelu{});
+      case UnaryOp::gelu_tanh: return map_unary(x, y, n, a, b, k::GeluTanh{});
+      case UnaryOp::silu: return map_unary(x, y, n, a, b, k::Silu{});
+      case UnaryOp::leaky_relu: return map_unary(x, y, n, a, b, k::LeakyRelu{});
+      case UnaryOp::softplus: return map_unary(x, y, n, a, b, k::Softplus{});
+      case UnaryOp::elu: return map_unary(x, y, n, a, b, k::Elu{});
+      case UnaryOp::sin: return map_unary(x, y, n, a, b, k::Sin{});
+      case UnaryOp::cos: return map_unary(x, y, n, a, b, k::Cos{});
+      case UnaryOp::leaky_relu_slope: return map_unary(x, y, n, a, b, k::LeakyReluSlope{});
+      case UnaryOp::softplus_slope: return map_unary(x, y, n, a, b, k::SoftplusSlope{});
+      case UnaryOp::elu_slope: return map_unary(x, y, n, a, b, k::EluSlope{});
     }
   });
 }
@@ -112,6 +123,20 @@ void map_binary(const T* a, const T* b, T* out, const BroadcastLayout& layout, F
 
 void CpuBackend::binary(BinaryOp op, DType dtype, const void* a_, const void* b_, void* out_,
                         const BroadcastLayout& layout) {
+  if (dtype == DType::i64) {  // comparisons only (backend.h)
+    check(is_comparison(op), "binary", "only comparisons take i64 inputs");
+    const int64_t* a = static_cast<const int64_t*>(a_);
+    const int64_t* b = static_cast<const int64_t*>(b_);
+    int64_t* out = static_cast<int64_t*>(out_);
+    switch (op) {
+      case BinaryOp::equal: return map_binary(a, b, out, layout, k::Equal{});
+      case BinaryOp::less: return map_binary(a, b, out, layout, k::Less{});
+      case BinaryOp::less_equal: return map_binary(a, b, out, layout, k::LessEqual{});
+      case BinaryOp::greater: return map_binary(a, b, out, layout, k::Greater{});
+      case BinaryOp::greater_equal: return map_binary(a, b, out, layout, k::GreaterEqual{});
+      default: return;
+    }
+  }
   dispatch_floating(dtype, "binary", [&](auto zero) {
     using T = decltype(zero);
     const T* a = static_cast<const T*>(a_);
@@ -134,6 +159,9 @@ void CpuBackend::binary(BinaryOp op, DType dtype, const void* a_, const void* b_
       case BinaryOp::tanh_backward: return map_binary(a, b, out, layout, k::TanhBackward{});
       case BinaryOp::sigmoid_backward: return map_binary(a, b, out, layout, k::SigmoidBackward{});
       case BinaryOp::abs_backward: return map_binary(a, b, out, layout, k::AbsBackward{});
+      case BinaryOp::gelu_backward: return map_binary(a, b, out, layout, k::GeluBackward{});
+      case BinaryOp::gelu_tanh_backward: return map_binary(a, b, out, layout, k::GeluTanhBackward{});
+      case BinaryOp::silu_backward: return map_binary(a, b, out, layout, k::SiluBackward{});
     }
   });
 }

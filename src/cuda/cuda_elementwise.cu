@@ -191,6 +191,17 @@ void CudaBackend::unary(UnaryOp op, DType dtype, const void* x_, void* y_, int64
       case UnaryOp::in_range: return run(k::InRange{});
       case UnaryOp::isfinite: return run(k::IsFinite{});
       case UnaryOp::isnan: return run(k::IsNan{});
+      case UnaryOp::gelu: return run(k::Gelu{});
+      case UnaryOp::gelu_tanh: return run(k::GeluTanh{});
+      case UnaryOp::silu: return run(k::Silu{});
+      case UnaryOp::leaky_relu: return run(k::LeakyRelu{});
+      case UnaryOp::softplus: return run(k::Softplus{});
+      case UnaryOp::elu: return run(k::Elu{});
+      case UnaryOp::sin: return run(k::Sin{});
+      case UnaryOp::cos: return run(k::Cos{});
+      case UnaryOp::leaky_relu_slope: return run(k::LeakyReluSlope{});
+      case UnaryOp::softplus_slope: return run(k::SoftplusSlope{});
+      case UnaryOp::elu_slope: return run(k::EluSlope{});
     }
   });
   check_launch("unary", index_);
@@ -202,6 +213,26 @@ void CudaBackend::binary(BinaryOp op, DType dtype, const void* a_, const void* b
   if (n == 0) return;
   DeviceGuard guard(index_);
   const kernels::BroadcastWalk w = kernels::collapse_walk(layout);
+  if (dtype == DType::i64) {  // comparisons only (backend.h)
+    check(is_comparison(op), "binary", "only comparisons take i64 inputs");
+    const int64_t* a = static_cast<const int64_t*>(a_);
+    const int64_t* b = static_cast<const int64_t*>(b_);
+    int64_t* out = static_cast<int64_t*>(out_);
+    auto run = [&](auto functor) {
+      binary_kernel<decltype(functor), int64_t><<<blocks_for(n), kThreads, 0, stream_>>>(a, b, out, n, w);
+    };
+    namespace k = kernels;
+    switch (op) {
+      case BinaryOp::equal: run(k::Equal{}); break;
+      case BinaryOp::less: run(k::Less{}); break;
+      case BinaryOp::less_equal: run(k::LessEqual{}); break;
+      case BinaryOp::greater: run(k::Greater{}); break;
+      case BinaryOp::greater_equal: run(k::GreaterEqual{}); break;
+      default: break;
+    }
+    check_launch("binary", index_);
+    return;
+  }
   dispatch_floating(dtype, "binary", [&](auto zero) {
     using T = decltype(zero);
     const T* a = static_cast<const T*>(a_);
@@ -228,6 +259,9 @@ void CudaBackend::binary(BinaryOp op, DType dtype, const void* a_, const void* b
       case BinaryOp::tanh_backward: return run(k::TanhBackward{});
       case BinaryOp::sigmoid_backward: return run(k::SigmoidBackward{});
       case BinaryOp::abs_backward: return run(k::AbsBackward{});
+      case BinaryOp::gelu_backward: return run(k::GeluBackward{});
+      case BinaryOp::gelu_tanh_backward: return run(k::GeluTanhBackward{});
+      case BinaryOp::silu_backward: return run(k::SiluBackward{});
     }
   });
   check_launch("binary", index_);

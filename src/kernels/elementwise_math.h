@@ -23,10 +23,14 @@ template <class T> TG_HOST_DEVICE constexpr T infinity() { return T(__builtin_hu
 template <class T> TG_HOST_DEVICE constexpr T quiet_nan() { return T(__builtin_nan("")); }
 
 using std::abs;
+using std::cos;
+using std::erf;
 using std::exp;
+using std::expm1;
 using std::log;
 using std::log1p;
 using std::pow;
+using std::sin;
 using std::sqrt;
 using std::tanh;
 
@@ -79,6 +83,64 @@ struct IsNan {
   template <class T> TG_HOST_DEVICE T operator()(T x, T, T) const { return (x != x) ? T(1) : T(0); }
 };
 
+// ---------------------------------------------------------------- activations
+// PyTorch's formulas (torch.nn.functional); the derivations are in docs/math.md §activations.
+// The constants: 1/√2, 1/√(2π), √(2/π) and the 0.044715 of GELU's tanh approximation.
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+constexpr double kGeluTanhCubic = 0.044715;
+
+// x·Φ(x) = ½x(1 + erf(x/√2))
+struct Gelu {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T, T) const {
+    return T(0.5) * x * (T(1) + erf(x * T(kInvSqrt2)));
+  }
+};
+// ½x(1 + tanh(u)), u = √(2/π)(x + 0.044715x³)
+struct GeluTanh {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T, T) const {
+    T u = T(kSqrt2OverPi) * (x + T(kGeluTanhCubic) * x * x * x);
+    return T(0.5) * x * (T(1) + tanh(u));
+  }
+};
+// x·σ(x) = x / (1 + e^-x): for x -> -inf the quotient is -0, never NaN.
+struct Silu {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T, T) const { return x / (T(1) + exp(-x)); }
+};
+// x > 0 ? x : slope·x (NaN fails x > 0 and stays NaN).
+struct LeakyRelu {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T slope, T) const { return x > T(0) ? x : slope * x; }
+};
+// β·x > threshold ? x : log1p(e^(β·x)) / β. Above the threshold the two differ by less than
+// e^-threshold (PyTorch's linear regime, threshold 20 by default).
+struct Softplus {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T beta, T threshold) const {
+    T z = beta * x;
+    return z > threshold ? x : log1p(exp(z)) / beta;
+  }
+};
+// x > 0 ? x : α·(e^x - 1), with expm1 for the digits near 0.
+struct Elu {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T alpha, T) const { return x > T(0) ? x : alpha * expm1(x); }
+};
+struct Sin { template <class T> TG_HOST_DEVICE T operator()(T x, T, T) const { return sin(x); } };
+struct Cos { template <class T> TG_HOST_DEVICE T operator()(T x, T, T) const { return cos(x); } };
+
+// The slopes f'(x) of the activations with parameters (the same a, b as their forward).
+struct LeakyReluSlope {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T slope, T) const { return x > T(0) ? T(1) : slope; }
+};
+struct SoftplusSlope {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T beta, T threshold) const {
+    T z = beta * x;
+    return z > threshold ? T(1) : T(1) / (T(1) + exp(-z));
+  }
+};
+struct EluSlope {
+  template <class T> TG_HOST_DEVICE T operator()(T x, T alpha, T) const { return x > T(0) ? T(1) : alpha * exp(x); }
+};
+
 // ---------------------------------------------------------------- two inputs: out = f(a, b)
 
 struct Add { template <class T> TG_HOST_DEVICE T operator()(T a, T b) const { return a + b; } };
@@ -112,6 +174,31 @@ struct SigmoidBackward {
 struct AbsBackward {
   template <class T> TG_HOST_DEVICE T operator()(T grad, T x) const {
     return x > T(0) ? grad : (x < T(0) ? -grad : T(0));
+  }
+};
+
+// d/dx x·Φ(x) = Φ(x) + x·φ(x), φ(x) = e^(-x²/2)/√(2π)
+struct GeluBackward {
+  template <class T> TG_HOST_DEVICE T operator()(T grad, T x) const {
+    T cdf = T(0.5) * (T(1) + erf(x * T(kInvSqrt2)));
+    T pdf = T(kInvSqrt2Pi) * exp(T(-0.5) * x * x);
+    return grad * (cdf + x * pdf);
+  }
+};
+// d/dx ½x(1 + tanh u) = ½(1 + t) + ½x(1 - t²)·u',  t = tanh u,  u' = √(2/π)(1 + 3·0.044715x²)
+struct GeluTanhBackward {
+  template <class T> TG_HOST_DEVICE T operator()(T grad, T x) const {
+    T x2 = x * x;
+    T t = tanh(T(kSqrt2OverPi) * (x + T(kGeluTanhCubic) * x2 * x));
+    T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluTanhCubic) * x2);
+    return grad * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
+  }
+};
+// d/dx x·σ(x) = σ(x)·(1 + x·(1 - σ(x)))
+struct SiluBackward {
+  template <class T> TG_HOST_DEVICE T operator()(T grad, T x) const {
+    T s = T(1) / (T(1) + exp(-x));
+    return grad * s * (T(1) + x * (T(1) - s));
   }
 };
 

@@ -102,4 +102,51 @@ Tensor one_hot(const Tensor& index, int64_t classes, DType dtype) {
   return y;
 }
 
+// ---------------------------------------------------------------- embedding
+
+// torch.nn.functional.embedding: y[..., :] = weight[index[...], :]      weight: [V, D]
+//   index: i64, any shape      y: index.shape + [D]
+//   grad_weight = Σ over positions p of grad[p, :] added into row index[p] (repeated indices
+//   accumulate), except that positions holding padding_idx add nothing (PyTorch's rule: the
+//   padding row receives no gradient). The backward is scatter_along, recorded, so it
+//   differentiates again.
+Tensor embedding(const Tensor& index, const Tensor& weight, std::optional<int64_t> padding_idx) {
+  detail::check_floating("embedding", weight);
+  check(weight.dim() == 2, "embedding", "weight must be [num_embeddings, embedding_dim], got ",
+        weight.shape());
+  check(index.defined() && index.device() == weight.device(), "embedding", "index is ",
+        index.defined() ? "on " + index.device().to_string() : std::string("undefined"),
+        ", weight on ", weight.device());
+  const int64_t rows = weight.shape()[0];
+  if (padding_idx) {
+    check(*padding_idx >= -rows && *padding_idx < rows, "embedding", "padding_idx ",
+          *padding_idx, " is out of range for ", rows, " embeddings");
+    if (*padding_idx < 0) *padding_idx += rows;
+  }
+  check_indices("embedding", index, rows);
+  Shape shape = index.shape();
+  check(shape.rank() < kMaxRank, "embedding", "index shape ", shape, " has too many axes");
+  shape.push_back(weight.shape()[1]);
+  Tensor flat = reshape(index, {index.numel()});
+  Tensor y;
+  {
+    NoGrad no_grad;
+    y = reshape(detail::gather_along(weight, 0, flat, true), shape);
+  }
+  if (is_recording(weight)) {
+    Tensor keep;  // [N, 1]: 0 at the positions holding padding_idx, else 1
+    if (padding_idx) {
+      Tensor padding = full({}, static_cast<double>(*padding_idx), DType::i64, index.device());
+      keep = reshape(sub(1.0, equal(flat, padding).to(weight.dtype())), {index.numel(), 1});
+    }
+    Shape weight_shape = weight.shape();
+    record("embedding", y, {weight}, [flat, keep, weight_shape](const Tensor& grad, Gradients& g) {
+      Tensor rows_grad = reshape(grad, {flat.numel(), weight_shape[1]});
+      if (keep.defined()) rows_grad = mul(rows_grad, keep);
+      g.add(0, detail::scatter_along(rows_grad, 0, flat, weight_shape, true));
+    });
+  }
+  return y;
+}
+
 }  // namespace tg

@@ -54,7 +54,7 @@ BroadcastLayout broadcast_layout(const Shape& out, std::initializer_list<Shape> 
 
 Tensor binary_kernel(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
   check_compatible(name, a, b);
-  check_floating(name, a);
+  if (!(is_comparison(op) && a.dtype() == DType::i64)) check_floating(name, a);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = empty(shape, a.dtype(), a.device());
   backend_of(a).binary(op, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(),

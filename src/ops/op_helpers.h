@@ -26,7 +26,8 @@ int64_t check_index_range(const char* op, const Tensor& index, int64_t limit, co
 
 // y = op(x; a, b) elementwise, into a new tensor shaped like x.
 Tensor unary_kernel(const char* name, UnaryOp op, const Tensor& x, double a = 0, double b = 0);
-// out = op(a, b) with broadcasting, into a new tensor of the broadcast shape.
+// out = op(a, b) with broadcasting, into a new tensor of the broadcast shape. f32/f64, or i64 for
+// the comparisons.
 Tensor binary_kernel(const char* name, BinaryOp op, const Tensor& a, const Tensor& b);
 
 // The strides each input uses to walk `out` (0 where it is broadcast). Inputs must already be

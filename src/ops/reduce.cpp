@@ -1,5 +1,7 @@
 // src/ops/reduce.cpp — reductions, and the broadcast/sum_to pair that broadcasting's backward
 // is built on.
+#include <algorithm>
+
 #include "op_helpers.h"
 
 namespace tg {
@@ -116,6 +118,54 @@ Tensor argmax(const Tensor& x, int axis) {
   backend_of(x).argmax(x.dtype(), x.raw_data(), static_cast<int64_t*>(out.raw_data()), view.outer,
                        view.n, view.inner);
   return out;
+}
+
+// ---------------------------------------------------------------- var and std
+// torch.var / torch.std: the sum of squared deviations from the mean over max(0, n - c), where
+// c = 1 when unbiased (Bessel's correction, PyTorch's default) and 0 otherwise. With n ≤ c the
+// quotient is 0/0 = NaN, as in PyTorch.
+
+namespace {
+
+// y = Σ(x - x̄)² / max(0, n - c)          grad_x = grad·2(x - x̄) / max(0, n - c)
+// (the gradient through x̄ vanishes: Σ(x - x̄) = 0; docs/math.md §var and std). The backward
+// recomputes x̄ with a recorded mean, so it differentiates again.
+Tensor var_impl(const Tensor& x, int axis, bool unbiased, bool keepdim) {
+  const int64_t n = axis < 0 ? x.numel() : x.shape()[axis];
+  const double scale = 1.0 / static_cast<double>(std::max<int64_t>(0, n - (unbiased ? 1 : 0)));
+  auto deviations = [axis](const Tensor& t) {
+    return sub(t, axis < 0 ? mean(t) : mean(t, axis, true));
+  };
+  Tensor y;
+  {
+    NoGrad no_grad;  // the forward's intermediates are not recorded
+    Tensor squares = square(deviations(x));
+    y = mul(axis < 0 ? sum(squares) : sum(squares, axis, keepdim), scale);
+  }
+  if (is_recording(x))
+    record("var", y, {x}, [x, axis, scale, deviations](const Tensor& grad, Gradients& g) {
+      Tensor spread = axis < 0 ? grad : reshape(grad, reduced_shape(x.shape(), axis, true));
+      g.add(0, mul(mul(deviations(x), spread), 2 * scale));
+    });
+  return y;
+}
+
+}  // namespace
+
+Tensor var(const Tensor& x, bool unbiased) {
+  detail::check_floating("var", x);
+  return var_impl(x, -1, unbiased, false);
+}
+Tensor var(const Tensor& x, int axis, bool unbiased, bool keepdim) {
+  detail::check_floating("var", x);
+  return var_impl(x, x.shape().axis(axis, "var"), unbiased, keepdim);
+}
+
+// y = √var(x)                            grad_x = grad·(x - x̄) / (max(0, n - c)·y), through
+// sqrt's and var's backward (NaN where y = 0, as in PyTorch).
+Tensor std(const Tensor& x, bool unbiased) { return sqrt(var(x, unbiased)); }
+Tensor std(const Tensor& x, int axis, bool unbiased, bool keepdim) {
+  return sqrt(var(x, axis, unbiased, keepdim));
 }
 
 // ---------------------------------------------------------------- broadcast_to and sum_to

@@ -179,4 +179,122 @@ Tensor concat(const std::vector<Tensor>& tensors, int axis) {
   return y;
 }
 
+// ---------------------------------------------------------------- squeeze, unsqueeze, permute,
+// stack, expand (torch's semantics). squeeze and unsqueeze are reshapes (views); stack is
+// unsqueeze and concat; expand is broadcast_to: each differentiates through those ops.
+
+namespace {
+
+// An axis of a rank-`rank` result where a new size-1 axis goes: [-(rank_in + 1), rank_in].
+int new_axis(int axis, int rank_in, const char* op) {
+  check(axis >= -(rank_in + 1) && axis <= rank_in, op, "axis ", axis,
+        " is out of range for a new axis of a rank-", rank_in, " tensor (expected ",
+        -(rank_in + 1), " to ", rank_in, ")");
+  return axis < 0 ? axis + rank_in + 1 : axis;
+}
+
+}  // namespace
+
+// y = x without the size-1 axis `axis` (x itself, as torch.squeeze, when that size is not 1)
+Tensor squeeze(const Tensor& x, int axis) {
+  check(x.defined(), "squeeze", "the input tensor is undefined");
+  int a = x.shape().axis(axis, "squeeze");
+  if (x.shape()[a] != 1) return x;
+  Shape shape;
+  for (int d = 0; d < x.dim(); ++d)
+    if (d != a) shape.push_back(x.shape()[d]);
+  return reshape(x, shape);
+}
+
+// y = x without any size-1 axis
+Tensor squeeze(const Tensor& x) {
+  check(x.defined(), "squeeze", "the input tensor is undefined");
+  Shape shape;
+  for (int64_t size : x.shape())
+    if (size != 1) shape.push_back(size);
+  return reshape(x, shape);
+}
+
+// y = x with a new size-1 axis at `axis` (-1 appends one)
+Tensor unsqueeze(const Tensor& x, int axis) {
+  check(x.defined(), "unsqueeze", "the input tensor is undefined");
+  check(x.dim() < kMaxRank, "unsqueeze", "shape ", x.shape(), " already has the most axes, ",
+        kMaxRank);
+  int a = new_axis(axis, x.dim(), "unsqueeze");
+  Shape shape;
+  for (int d = 0; d < x.dim(); ++d) {
+    if (d == a) shape.push_back(1);
+    shape.push_back(x.shape()[d]);
+  }
+  if (a == x.dim()) shape.push_back(1);
+  return reshape(x, shape);
+}
+
+// y[i_0, ..., i_r] = x at index i_{p⁻¹(0)}, ...: y.shape[k] = x.shape[dims[k]] (a copy)
+//   grad_x = permute(grad, p⁻¹), p⁻¹[dims[k]] = k
+Tensor permute(const Tensor& x, const std::vector<int>& dims) {
+  check(x.defined(), "permute", "the input tensor is undefined");
+  check(static_cast<int>(dims.size()) == x.dim(), "permute", "got ", dims.size(),
+        " axes for shape ", x.shape(), " (expected one per axis)");
+  std::vector<int> axes(dims.size()), inverse(dims.size(), -1);
+  for (size_t k = 0; k < dims.size(); ++k) {
+    axes[k] = x.shape().axis(dims[k], "permute");
+    check(inverse[axes[k]] < 0, "permute", "axis ", dims[k], " appears twice; expected a ",
+          "permutation of the ", x.dim(), " axes of ", x.shape());
+    inverse[axes[k]] = static_cast<int>(k);
+  }
+  Shape shape;
+  Strides x_strides(x.shape());
+  int64_t in_strides[kMaxRank] = {};
+  for (size_t k = 0; k < axes.size(); ++k) {
+    shape.push_back(x.shape()[axes[k]]);
+    in_strides[k] = x_strides.values[axes[k]];  // walk x in y's index order
+  }
+  Strides out_strides(shape);
+  Tensor y = empty(shape, x.dtype(), x.device());
+  backend_of(x).copy_strided(x.dtype(), shape, x.raw_data(), in_strides, y.raw_data(),
+                             out_strides.values);
+  if (is_recording(x))
+    record("permute", y, {x}, [inverse](const Tensor& grad, Gradients& g) {
+      g.add(0, permute(grad, inverse));
+    });
+  return y;
+}
+
+// y = the tensors joined along a new axis      grad_ti = squeeze(slice of grad at i)
+// (unsqueeze + concat, so the backward is theirs)
+Tensor stack(const std::vector<Tensor>& tensors, int axis) {
+  check(!tensors.empty(), "stack", "needs at least one tensor");
+  check(tensors[0].defined(), "stack", "tensor 0 is undefined");
+  for (size_t i = 1; i < tensors.size(); ++i)
+    check(tensors[i].defined() && tensors[i].shape() == tensors[0].shape(), "stack", "tensor ", i,
+          " has shape ", tensors[i].defined() ? tensors[i].shape() : Shape{},
+          ", expected tensor 0's ", tensors[0].shape());
+  int a = new_axis(axis, tensors[0].dim(), "stack");
+  std::vector<Tensor> columns;
+  for (const Tensor& t : tensors) columns.push_back(unsqueeze(t, a));
+  return concat(columns, a);
+}
+
+// torch.Tensor.expand: x repeated along its size-1 axes (and new leading ones) to `shape`, where
+// -1 keeps x's size. A copy here (tensors are contiguous): broadcast_to, whose gradient is sum_to.
+Tensor expand(const Tensor& x, const Shape& shape) {
+  check(x.defined(), "expand", "the input tensor is undefined");
+  check(shape.rank() >= x.dim(), "expand", "cannot expand shape ", x.shape(), " to ", shape,
+        " (fewer axes)");
+  Shape resolved = shape;
+  const int shift = shape.rank() - x.dim();
+  for (int d = 0; d < shape.rank(); ++d) {
+    if (shape[d] != -1) continue;
+    check(d >= shift, "expand", "-1 is not allowed for the new leading axis ", d, " in ", shape);
+    resolved[d] = x.shape()[d - shift];
+  }
+  for (int d = 0; d < resolved.rank(); ++d)
+    check(resolved[d] >= 0 && (d < shift || x.shape()[d - shift] == 1 ||
+                               x.shape()[d - shift] == resolved[d]),
+          "expand", "cannot expand shape ", x.shape(), " to ", shape,
+          " (only size-1 axes can grow)");
+  return broadcast_to(x, resolved);
+}
+
 }  // namespace tg
