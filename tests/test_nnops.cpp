@@ -307,3 +307,58 @@ TEST_CASE("comparisons take i64: accuracy from argmax and labels", "[nnops]") {
   require_error([&] { equal(argmax(logits, 1), tensor({1.0, 2.0, 0.0})); },
                 {"equal", "dtypes differ", "i64", "f32"});
 }
+
+// ---------------------------------------------------------------- nn modules
+
+TEST_CASE("nn::Embedding: N(0, 1) rows, a zero padding row without gradient, its state dict",
+          "[nnops]") {
+  Generator generator(7);
+  nn::Embedding table(50, 8, generator, -1);  // padding_idx -1 = row 49
+  REQUIRE(table.padding_idx == 49);
+  REQUIRE(table.weight.shape() == Shape{50, 8});
+  std::vector<double> w = table.weight.to_vector();
+  double total = 0, squares = 0;
+  for (int i = 0; i < 49 * 8; ++i) total += w[i], squares += w[i] * w[i];
+  double mean_value = total / (49 * 8), variance = squares / (49 * 8) - mean_value * mean_value;
+  REQUIRE(std::abs(mean_value) < 0.2);  // 392 draws: the standard error is 0.05
+  REQUIRE(variance == Approx(1.0).margin(0.25));
+  for (int i = 49 * 8; i < 50 * 8; ++i) REQUIRE(w[i] == 0.0);
+  Tensor index = index_tensor({3, 49, 3}, {1, 3});
+  Tensor y = table(index);
+  REQUIRE(y.shape() == Shape{1, 3, 8});
+  backward(sum(y));
+  std::vector<double> g = table.weight.grad().to_vector();
+  for (int k = 0; k < 8; ++k) {
+    REQUIRE(g[3 * 8 + k] == 2.0);
+    REQUIRE(g[49 * 8 + k] == 0.0);
+  }
+  REQUIRE(table.state_dict().contains("weight"));
+  REQUIRE(table.type_name() == "Embedding(50, 8, padding_idx = 49)");
+  require_error([&] { nn::Embedding(4, 2, generator, 4); }, {"Embedding", "padding_idx 4"});
+}
+
+TEST_CASE("activation modules compute their functions and chain in Sequential", "[nnops]") {
+  Tensor x = tensor({-1.5, 0.5, 2.0}, DType::f64);
+  nn::Sequential net;
+  net.append(std::make_shared<nn::GELU>(GeluApproximation::tanh))
+      .append(std::make_shared<nn::SiLU>())
+      .append(std::make_shared<nn::LeakyReLU>(0.2))
+      .append(std::make_shared<nn::Softplus>(2.0, 10.0))
+      .append(std::make_shared<nn::ELU>(0.5))
+      .append(std::make_shared<nn::Tanh>())
+      .append(std::make_shared<nn::Sigmoid>())
+      .append(std::make_shared<nn::ReLU>());
+  Tensor expected = relu(sigmoid(tanh(elu(
+      softplus(leaky_relu(silu(gelu(x, GeluApproximation::tanh)), 0.2), 2.0, 10.0), 0.5))));
+  require_values(net(x), expected.to_vector(), 1e-15);
+  REQUIRE(net.parameter_count() == 0);
+  std::string summary = net.to_string();
+  for (const char* name : {"GELU(approximate = tanh)", "SiLU", "LeakyReLU(negative_slope = 0.2)",
+                           "Softplus(beta = 2, threshold = 10)", "ELU(alpha = 0.5)", "Tanh",
+                           "Sigmoid", "ReLU"}) {
+    INFO(summary);
+    REQUIRE(summary.find(name) != std::string::npos);
+  }
+  require_values(nn::GELU()(x), gelu(x).to_vector(), 0);
+  require_error([] { nn::Softplus(-1.0); }, {"Softplus", "beta"});
+}

@@ -19,10 +19,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "tapegrad/ops.h"
 #include "tapegrad/random.h"
 #include "tapegrad/state_dict.h"
 #include "tapegrad/tensor.h"
@@ -147,6 +149,77 @@ class Dropout : public Module {
 
  private:
   Generator* generator_;
+};
+
+// ---------------------------------------------------------------- more activations, Embedding
+// (src/nn/embedding_activations.cpp) Modules for Sequential, with torch.nn's names and defaults.
+class ReLU : public ActivationLayer {
+ public:
+  ReLU() : ActivationLayer(Activation::relu) {}
+};
+class Tanh : public ActivationLayer {
+ public:
+  Tanh() : ActivationLayer(Activation::tanh) {}
+};
+class Sigmoid : public ActivationLayer {
+ public:
+  Sigmoid() : ActivationLayer(Activation::sigmoid) {}
+};
+
+class GELU : public Module {
+ public:
+  explicit GELU(GeluApproximation approximation = GeluApproximation::none)
+      : approximation(approximation) {}
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override;
+  GeluApproximation approximation;
+};
+
+class SiLU : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "SiLU"; }
+};
+
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(double negative_slope = 0.01);
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override;
+  double negative_slope;
+};
+
+class Softplus : public Module {
+ public:
+  explicit Softplus(double beta = 1.0, double threshold = 20.0);
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override;
+  double beta, threshold;
+};
+
+class ELU : public Module {
+ public:
+  explicit ELU(double alpha = 1.0);
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override;
+  double alpha;
+};
+
+// torch.nn.Embedding: a lookup table weight [num_embeddings, embedding_dim] ~ N(0, 1), indexed by
+// an i64 tensor of any shape: forward(index) = weight[index], index.shape + [embedding_dim].
+// With padding_idx (negative counts from the end) that row starts at zero and never receives a
+// gradient (tg::embedding).
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num_embeddings, int64_t embedding_dim, Generator& generator,
+            std::optional<int64_t> padding_idx = std::nullopt, DType dtype = DType::f32,
+            Device device = Device::cpu_device());
+  Tensor forward(const Tensor& index) override;
+  std::string type_name() const override;
+
+  int64_t num_embeddings, embedding_dim;
+  std::optional<int64_t> padding_idx;  // in [0, num_embeddings) once constructed
+  Tensor weight;                       // [num_embeddings, embedding_dim]
 };
 
 // Runs its children in order, each on the previous one's output. Children are named "0", "1", ...
