@@ -59,7 +59,8 @@ Tensor slope_times_grad(const char* name, BinaryOp kernel, SecondDerivative seco
                         const Tensor& grad, const Tensor& x) {
   Tensor z = binary_kernel(name, kernel, grad, x);
   if (is_recording(grad, x))
-    record(name, z, {grad, x}, [name, kernel, second, grad, x](const Tensor& u, Gradients& g) {
+    record(name, z, {grad, x}, save(grad, x),
+           [name, kernel, second](const Tensor& u, Gradients& g, const Tensor& grad, const Tensor& x) {
       if (g.wants(0)) g.add(0, slope_times_grad(name, kernel, second, u, x));
       if (g.wants(1)) g.add(1, mul(mul(u, grad), second(x)));
     });
@@ -71,7 +72,8 @@ Tensor fused_activation(const char* name, const char* backward_name, UnaryOp op,
                         SecondDerivative second, const Tensor& x) {
   Tensor y = unary_kernel(name, op, x);
   if (is_recording(x))
-    record(name, y, {x}, [backward_name, kernel, second, x](const Tensor& grad, Gradients& g) {
+    record(name, y, {x}, save(x),
+           [backward_name, kernel, second](const Tensor& grad, Gradients& g, const Tensor& x) {
       g.add(0, slope_times_grad(backward_name, kernel, second, grad, x));
     });
   return y;
@@ -87,12 +89,15 @@ Tensor slope(UnaryOp kind, const Tensor& x, double a, double b) {
                      : kind == UnaryOp::softplus_slope ? "softplus_slope"
                                                        : "elu_slope";
   Tensor s = unary_kernel(name, kind, x, a, b);
-  if (kind != UnaryOp::leaky_relu_slope && is_recording(x))
-    record(name, s, {x}, [kind, x, s, a](const Tensor& u, Gradients& g) {
+  if (kind != UnaryOp::leaky_relu_slope && is_recording(x)) {
+    OpName op_name = kind == UnaryOp::softplus_slope ? with_scalars(name, a, b) : with_scalars(name, a);
+    record(op_name, s, {x}, save(x, s),
+           [kind, a](const Tensor& u, Gradients& g, const Tensor& x, const Tensor& s) {
       if (kind == UnaryOp::softplus_slope) return g.add(0, mul(u, scaled(mul(s, sub(1.0, s)), a)));
       Tensor at_most_zero = less_equal(x, zeros({}, x.dtype(), x.device()));  // constant
       g.add(0, mul(u, mul(s, at_most_zero)));
     });
+  }
   return s;
 }
 
@@ -100,10 +105,13 @@ Tensor slope(UnaryOp kind, const Tensor& x, double a, double b) {
 Tensor activation_with_slope(const char* name, UnaryOp op, UnaryOp slope_kind, const Tensor& x,
                              double a, double b) {
   Tensor y = unary_kernel(name, op, x, a, b);
-  if (is_recording(x))
-    record(name, y, {x}, [slope_kind, x, a, b](const Tensor& grad, Gradients& g) {
+  if (is_recording(x)) {
+    OpName op_name = op == UnaryOp::softplus ? with_scalars(name, a, b) : with_scalars(name, a);
+    record(op_name, y, {x}, save(x),
+           [slope_kind, a, b](const Tensor& grad, Gradients& g, const Tensor& x) {
       g.add(0, mul(grad, slope(slope_kind, x, a, b)));
     });
+  }
   return y;
 }
 
@@ -152,7 +160,9 @@ Tensor elu(const Tensor& x, double alpha) {
 Tensor sin(const Tensor& x) {
   Tensor y = unary_kernel("sin", UnaryOp::sin, x);
   if (is_recording(x))
-    record("sin", y, {x}, [x](const Tensor& grad, Gradients& g) { g.add(0, mul(grad, cos(x))); });
+    record("sin", y, {x}, save(x), [](const Tensor& grad, Gradients& g, const Tensor& x) {
+      g.add(0, mul(grad, cos(x)));
+    });
   return y;
 }
 
@@ -160,7 +170,7 @@ Tensor sin(const Tensor& x) {
 Tensor cos(const Tensor& x) {
   Tensor y = unary_kernel("cos", UnaryOp::cos, x);
   if (is_recording(x))
-    record("cos", y, {x}, [x](const Tensor& grad, Gradients& g) {
+    record("cos", y, {x}, save(x), [](const Tensor& grad, Gradients& g, const Tensor& x) {
       g.add(0, neg(mul(grad, sin(x))));
     });
   return y;

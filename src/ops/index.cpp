@@ -134,17 +134,27 @@ Tensor embedding(const Tensor& index, const Tensor& weight, std::optional<int64_
     y = reshape(detail::gather_along(weight, 0, flat, true), shape);
   }
   if (is_recording(weight)) {
-    Tensor keep;  // [N, 1]: 0 at the positions holding padding_idx, else 1
-    if (padding_idx) {
-      Tensor padding = full({}, static_cast<double>(*padding_idx), DType::i64, index.device());
-      keep = reshape(sub(1.0, equal(flat, padding).to(weight.dtype())), {index.numel(), 1});
-    }
     Shape weight_shape = weight.shape();
-    record("embedding", y, {weight}, [flat, keep, weight_shape](const Tensor& grad, Gradients& g) {
+    auto backward = [weight_shape](const Tensor& grad, Gradients& g, const Tensor& flat,
+                                   const Tensor* keep) {
       Tensor rows_grad = reshape(grad, {flat.numel(), weight_shape[1]});
-      if (keep.defined()) rows_grad = mul(rows_grad, keep);
+      if (keep) rows_grad = mul(rows_grad, *keep);
       g.add(0, detail::scatter_along(rows_grad, 0, flat, weight_shape, true));
-    });
+    };
+    if (!padding_idx) {
+      record("embedding", y, {weight}, save(flat),
+             [backward](const Tensor& grad, Gradients& g, const Tensor& flat) {
+               backward(grad, g, flat, nullptr);
+             });
+    } else {
+      // keep [N, 1]: 0 at the positions holding padding_idx, else 1
+      Tensor padding = full({}, static_cast<double>(*padding_idx), DType::i64, index.device());
+      Tensor keep = reshape(sub(1.0, equal(flat, padding).to(weight.dtype())), {index.numel(), 1});
+      record(with_scalars("embedding", *padding_idx), y, {weight}, save(flat, keep),
+             [backward](const Tensor& grad, Gradients& g, const Tensor& flat, const Tensor& keep) {
+               backward(grad, g, flat, &keep);
+             });
+    }
   }
   return y;
 }

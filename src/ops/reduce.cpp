@@ -143,7 +143,8 @@ Tensor var_impl(const Tensor& x, int axis, bool unbiased, bool keepdim) {
     y = mul(axis < 0 ? sum(squares) : sum(squares, axis, keepdim), scale);
   }
   if (is_recording(x))
-    record("var", y, {x}, [x, axis, scale, deviations](const Tensor& grad, Gradients& g) {
+    record(with_scalars("var", axis, scale), y, {x}, save(x),
+           [axis, scale, deviations](const Tensor& grad, Gradients& g, const Tensor& x) {
       Tensor spread = axis < 0 ? grad : reshape(grad, reduced_shape(x.shape(), axis, true));
       g.add(0, mul(mul(deviations(x), spread), 2 * scale));
     });
