@@ -110,7 +110,7 @@ TEST_CASE("parameters without a gradient are skipped and keep no state", "[optim
 
 TEST_CASE("optimizer arguments are validated", "[optim]") {
   Tensor p = zeros({2}).set_requires_grad();
-  require_error([] { optim::Adam({}); }, {"Adam", "no parameters"});
+  require_error([] { optim::Adam(std::vector<Tensor>{}); }, {"Adam", "no parameters"});
   require_error([] { optim::SGD({zeros({2})}); }, {"SGD", "requires_grad"});
   require_error([&] { optim::Adam({p, p}); }, {"same tensor as parameter 0"});
   optim::AdamOptions bad;

@@ -66,14 +66,16 @@ Generator::State generator_state_from(const Tensor& state, const std::string& na
 // ---------------------------------------------------------------- training runs
 
 // What a training run needs to continue exactly where it stopped. The model is required; the
-// optimizer and generators are optional. Entries: "model.*", "optimizer.*", "rng.<name>",
-// "step", "epoch".
+// optimizer, scheduler and generators are optional. Entries: "model.*", "optimizer.*",
+// "scheduler.*", "rng.<name>", "step", "epoch".
 struct TrainingState {
   nn::Module* model = nullptr;
   optim::Optimizer* optimizer = nullptr;
   std::vector<std::pair<std::string, Generator*>> generators;
   int64_t step = 0;
   int64_t epoch = 0;
+  // Optional: a learning-rate scheduler (StepLR, WarmupCosineLR, ReduceLROnPlateau), "scheduler.*".
+  optim::Scheduler* scheduler = nullptr;
 
   StateDict state_dict() const;
   // Checks that `state` fits the model, optimizer and generators exactly; throws naming the

@@ -245,6 +245,7 @@ StateDict TrainingState::state_dict() const {
   StateDict state;
   state.add_all("model.", model->state_dict());
   if (optimizer) state.add_all("optimizer.", optimizer->state_dict());
+  if (scheduler) state.add_all("scheduler.", scheduler->state_dict());
   for (const auto& g : generators) state.add("rng." + g.first, generator_state(*g.second));
   state.add_integer("step", step);
   state.add_integer("epoch", epoch);
@@ -259,6 +260,11 @@ void TrainingState::check_state_dict(const StateDict& state) const {
         has_optimizer ? "has" : "has no", " optimizer state but the run ",
         optimizer ? "has an optimizer" : "has none");
   if (optimizer) optimizer->check_state_dict(state.with_prefix("optimizer."));
+  bool has_scheduler = !state.with_prefix("scheduler.").empty();
+  check(has_scheduler == (scheduler != nullptr), "load_checkpoint", "the checkpoint ",
+        has_scheduler ? "has" : "has no", " scheduler state but the run ",
+        scheduler ? "has a scheduler" : "has none");
+  if (scheduler) scheduler->check_state_dict(state.with_prefix("scheduler."));
   std::vector<std::string> known = {"step", "epoch"};
   for (const auto& g : generators) {
     known.push_back("rng." + g.first);
@@ -271,7 +277,8 @@ void TrainingState::check_state_dict(const StateDict& state) const {
   check(expect_integer(state, "epoch", "load_checkpoint") >= 0, "load_checkpoint",
         "negative epoch");
   for (const auto& e : state)
-    if (e.first.compare(0, 6, "model.") != 0 && e.first.compare(0, 10, "optimizer.") != 0)
+    if (e.first.compare(0, 6, "model.") != 0 && e.first.compare(0, 10, "optimizer.") != 0 &&
+        e.first.compare(0, 10, "scheduler.") != 0)
       check(std::find(known.begin(), known.end(), e.first) != known.end(), "load_checkpoint",
             "unexpected entry '", e.first, "'");
 }
@@ -280,6 +287,7 @@ void TrainingState::load_state_dict(const StateDict& state) {
   check_state_dict(state);  // everything is checked before anything changes
   model->load_state_dict(state.with_prefix("model."));
   if (optimizer) optimizer->load_state_dict(state.with_prefix("optimizer."));
+  if (scheduler) scheduler->load_state_dict(state.with_prefix("scheduler."));
   for (const auto& g : generators)
     g.second->set_state(generator_state_from(*state.find("rng." + g.first), g.first));
   step = expect_integer(state, "step", "load_checkpoint");

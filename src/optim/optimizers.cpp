@@ -12,10 +12,19 @@ namespace tg::optim {
 
 // ---------------------------------------------------------------- Optimizer
 
-Optimizer::Optimizer(std::vector<Tensor> parameters, double lr, const char* name)
-    : parameters_(std::move(parameters)), lr_(lr), name_(name) {
+Optimizer::Optimizer(std::vector<std::vector<Tensor>> groups, std::vector<double> lrs,
+                     const char* name)
+    : lrs_(std::move(lrs)), name_(name) {
+  check(!groups.empty() && groups.size() == lrs_.size(), name, "got no parameter groups");
+  for (size_t k = 0; k < groups.size(); ++k) {
+    check(!groups[k].empty(), name, "parameter group ", k, " has no parameters");
+    check(lrs_[k] >= 0, name, "learning rate must be >= 0, got ", lrs_[k], " (group ", k, ")");
+    for (Tensor& p : groups[k]) {
+      parameters_.push_back(std::move(p));
+      group_of_.push_back(k);
+    }
+  }
   check(!parameters_.empty(), name, "got no parameters to optimize");
-  check(lr >= 0, name, "learning rate must be >= 0, got ", lr);
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const Tensor& p = parameters_[i];
     check(p.defined() && p.is_leaf() && p.requires_grad() && is_floating(p.dtype()), name,
@@ -28,7 +37,18 @@ Optimizer::Optimizer(std::vector<Tensor> parameters, double lr, const char* name
 
 void Optimizer::set_lr(double lr) {
   check(lr >= 0, name_, "learning rate must be >= 0, got ", lr);
-  lr_ = lr;
+  for (double& group_lr : lrs_) group_lr = lr;
+}
+
+void Optimizer::set_lr(size_t group, double lr) {
+  check(group < lrs_.size(), name_, "no parameter group ", group, " (there are ", lrs_.size(),
+        ")");
+  check(lr >= 0, name_, "learning rate must be >= 0, got ", lr);
+  lrs_[group] = lr;
+}
+
+std::string Optimizer::group_key(size_t group, const char* key) {
+  return group == 0 ? std::string(key) : "group." + std::to_string(group) + "." + key;
 }
 
 void Optimizer::zero_grad() {
@@ -105,38 +125,68 @@ void check_options(const SgdOptions& options, const char* who) {
         "Nesterov momentum needs momentum > 0 and dampening 0");
 }
 
-SgdOptions sgd_options_from(const StateDict& state, const char* who) {
+const char* const kSgdKeys[] = {"lr", "momentum", "dampening", "weight_decay", "nesterov"};
+
+// Group `group`'s options as named in a state dict (plain for group 0, "group.k." after).
+SgdOptions sgd_options_from(const StateDict& state, size_t group, const char* who) {
+  auto key = [group](const char* name) {
+    return group == 0 ? std::string(name) : "group." + std::to_string(group) + "." + name;
+  };
   SgdOptions options;
-  options.lr = expect_real(state, "lr", who);
-  options.momentum = expect_real(state, "momentum", who);
-  options.dampening = expect_real(state, "dampening", who);
-  options.weight_decay = expect_real(state, "weight_decay", who);
-  options.nesterov = expect_integer(state, "nesterov", who) != 0;
+  options.lr = expect_real(state, key("lr"), who);
+  options.momentum = expect_real(state, key("momentum"), who);
+  options.dampening = expect_real(state, key("dampening"), who);
+  options.weight_decay = expect_real(state, key("weight_decay"), who);
+  options.nesterov = expect_integer(state, key("nesterov"), who) != 0;
   return options;
+}
+
+template <class Options>
+std::vector<std::vector<Tensor>> group_parameters(std::vector<ParamGroup<Options>>& groups) {
+  std::vector<std::vector<Tensor>> out;
+  for (auto& group : groups) out.push_back(std::move(group.parameters));
+  return out;
+}
+template <class Options>
+std::vector<double> group_lrs(const std::vector<ParamGroup<Options>>& groups) {
+  std::vector<double> out;
+  for (const auto& group : groups) out.push_back(group.options.lr);
+  return out;
+}
+template <class Options>
+std::vector<Options> group_options(const std::vector<ParamGroup<Options>>& groups) {
+  std::vector<Options> out;
+  for (const auto& group : groups) out.push_back(group.options);
+  return out;
 }
 }  // namespace
 
 SGD::SGD(std::vector<Tensor> parameters, const SgdOptions& options)
-    : Optimizer(std::move(parameters), options.lr, "SGD"),
-      options_(options),
+    : SGD(std::vector<ParamGroup<SgdOptions>>{{std::move(parameters), options}}) {}
+
+SGD::SGD(std::vector<ParamGroup<SgdOptions>> groups)
+    : Optimizer(group_parameters(groups), group_lrs(groups), "SGD"),
+      options_(group_options(groups)),
       momentum_buffers_(parameters_.size()) {
-  check_options(options, "SGD");
+  for (const SgdOptions& options : options_) check_options(options, "SGD");
 }
 
 void SGD::step() {
   NoGrad no_grad;
-  SgdStep scalars;
-  scalars.lr = lr_;
-  scalars.momentum = options_.momentum;
-  scalars.dampening = options_.dampening;
-  scalars.weight_decay = options_.weight_decay;
-  scalars.nesterov = options_.nesterov;
   for (size_t i : parameters_with_grad()) {
+    const size_t group = group_of_[i];
+    const SgdOptions& options = options_[group];
+    SgdStep scalars;
+    scalars.lr = lrs_[group];
+    scalars.momentum = options.momentum;
+    scalars.dampening = options.dampening;
+    scalars.weight_decay = options.weight_decay;
+    scalars.nesterov = options.nesterov;
     Tensor& p = parameters_[i];
     Tensor g = p.grad();
     void* buffer = nullptr;
     scalars.first_step = false;
-    if (options_.momentum != 0) {
+    if (options.momentum != 0) {
       Tensor& b = momentum_buffers_[i];
       follow(b, p);
       if (!b.defined()) {
@@ -154,11 +204,13 @@ void SGD::step() {
 
 StateDict SGD::state_dict() const {
   StateDict state;
-  state.add_real("lr", lr_);
-  state.add_real("momentum", options_.momentum);
-  state.add_real("dampening", options_.dampening);
-  state.add_real("weight_decay", options_.weight_decay);
-  state.add_integer("nesterov", options_.nesterov ? 1 : 0);
+  for (size_t k = 0; k < options_.size(); ++k) {
+    state.add_real(group_key(k, "lr"), lrs_[k]);
+    state.add_real(group_key(k, "momentum"), options_[k].momentum);
+    state.add_real(group_key(k, "dampening"), options_[k].dampening);
+    state.add_real(group_key(k, "weight_decay"), options_[k].weight_decay);
+    state.add_integer(group_key(k, "nesterov"), options_[k].nesterov ? 1 : 0);
+  }
   for (size_t i = 0; i < parameters_.size(); ++i)
     if (momentum_buffers_[i].defined())
       state.add(state_name(i, "momentum_buffer"), momentum_buffers_[i]);
@@ -167,16 +219,21 @@ StateDict SGD::state_dict() const {
 
 void SGD::check_state_dict(const StateDict& state) const {
   const char* who = "SGD::load_state_dict";
-  std::vector<std::string> known = {"lr", "momentum", "dampening", "weight_decay", "nesterov"};
-  check_options(sgd_options_from(state, who), who);
+  std::vector<std::string> known;
+  for (size_t k = 0; k < options_.size(); ++k) {
+    for (const char* key : kSgdKeys) known.push_back(group_key(k, key));
+    check_options(sgd_options_from(state, k, who), who);
+  }
   check_slot(state, parameters_, "momentum_buffer", who, known);
   expect_no_other_entries(state, known, who);
 }
 
 void SGD::apply_state_dict(const StateDict& state) {
   NoGrad no_grad;
-  options_ = sgd_options_from(state, "SGD");
-  lr_ = options_.lr;
+  for (size_t k = 0; k < options_.size(); ++k) {
+    options_[k] = sgd_options_from(state, k, "SGD");
+    lrs_[k] = options_[k].lr;
+  }
   for (size_t i = 0; i < parameters_.size(); ++i)
     restore_slot(state, state_name(i, "momentum_buffer"), parameters_[i], momentum_buffers_[i]);
 }
@@ -192,44 +249,60 @@ void check_options(const AdamOptions& options, const char* who) {
   check(options.weight_decay >= 0, who, "weight_decay must be >= 0, got ", options.weight_decay);
 }
 
-AdamOptions adam_options_from(const StateDict& state, const char* who) {
+const char* const kAdamKeys[] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
+
+AdamOptions adam_options_from(const StateDict& state, size_t group, const char* who) {
+  auto key = [group](const char* name) {
+    return group == 0 ? std::string(name) : "group." + std::to_string(group) + "." + name;
+  };
   AdamOptions options;
-  options.lr = expect_real(state, "lr", who);
-  options.beta1 = expect_real(state, "beta1", who);
-  options.beta2 = expect_real(state, "beta2", who);
-  options.eps = expect_real(state, "eps", who);
-  options.weight_decay = expect_real(state, "weight_decay", who);
+  options.lr = expect_real(state, key("lr"), who);
+  options.beta1 = expect_real(state, key("beta1"), who);
+  options.beta2 = expect_real(state, key("beta2"), who);
+  options.eps = expect_real(state, key("eps"), who);
+  options.weight_decay = expect_real(state, key("weight_decay"), who);
   return options;
+}
+
+std::vector<ParamGroup<AdamOptions>> as_adam_groups(std::vector<ParamGroup<AdamWOptions>> groups) {
+  std::vector<ParamGroup<AdamOptions>> out;
+  for (auto& group : groups) out.push_back({std::move(group.parameters), group.options});
+  return out;
 }
 }  // namespace
 
 Adam::Adam(std::vector<Tensor> parameters, const AdamOptions& options)
-    : Adam(std::move(parameters), options, false, "Adam") {}
+    : Adam(std::vector<ParamGroup<AdamOptions>>{{std::move(parameters), options}}, false, "Adam") {}
 
-Adam::Adam(std::vector<Tensor> parameters, const AdamOptions& options, bool decoupled,
-           const char* name)
-    : Optimizer(std::move(parameters), options.lr, name),
-      options_(options),
+Adam::Adam(std::vector<ParamGroup<AdamOptions>> groups) : Adam(std::move(groups), false, "Adam") {}
+
+Adam::Adam(std::vector<ParamGroup<AdamOptions>> groups, bool decoupled, const char* name)
+    : Optimizer(group_parameters(groups), group_lrs(groups), name),
+      options_(group_options(groups)),
       decoupled_(decoupled),
       steps_(parameters_.size(), 0),
       exp_avg_(parameters_.size()),
       exp_avg_sq_(parameters_.size()) {
-  check_options(options, name);
+  for (const AdamOptions& options : options_) check_options(options, name);
 }
 
 AdamW::AdamW(std::vector<Tensor> parameters, const AdamWOptions& options)
-    : Adam(std::move(parameters), options, true, "AdamW") {}
+    : Adam(std::vector<ParamGroup<AdamOptions>>{{std::move(parameters), options}}, true, "AdamW") {}
+
+AdamW::AdamW(std::vector<ParamGroup<AdamWOptions>> groups)
+    : Adam(as_adam_groups(std::move(groups)), true, "AdamW") {}
 
 void Adam::step() {
   NoGrad no_grad;
-  AdamStep scalars;
-  scalars.lr = lr_;
-  scalars.beta1 = options_.beta1;
-  scalars.beta2 = options_.beta2;
-  scalars.eps = options_.eps;
-  scalars.weight_decay = options_.weight_decay;
-  scalars.decoupled_weight_decay = decoupled_;
   for (size_t i : parameters_with_grad()) {
+    const size_t group = group_of_[i];
+    AdamStep scalars;
+    scalars.lr = lrs_[group];
+    scalars.beta1 = options_[group].beta1;
+    scalars.beta2 = options_[group].beta2;
+    scalars.eps = options_[group].eps;
+    scalars.weight_decay = options_[group].weight_decay;
+    scalars.decoupled_weight_decay = decoupled_;
     Tensor& p = parameters_[i];
     Tensor g = p.grad();
     follow(exp_avg_[i], p);
@@ -250,11 +323,13 @@ void Adam::step() {
 
 StateDict Adam::state_dict() const {
   StateDict state;
-  state.add_real("lr", lr_);
-  state.add_real("beta1", options_.beta1);
-  state.add_real("beta2", options_.beta2);
-  state.add_real("eps", options_.eps);
-  state.add_real("weight_decay", options_.weight_decay);
+  for (size_t k = 0; k < options_.size(); ++k) {
+    state.add_real(group_key(k, "lr"), lrs_[k]);
+    state.add_real(group_key(k, "beta1"), options_[k].beta1);
+    state.add_real(group_key(k, "beta2"), options_[k].beta2);
+    state.add_real(group_key(k, "eps"), options_[k].eps);
+    state.add_real(group_key(k, "weight_decay"), options_[k].weight_decay);
+  }
   for (size_t i = 0; i < parameters_.size(); ++i) {
     if (!exp_avg_[i].defined()) continue;
     state.add_integer(state_name(i, "step"), steps_[i]);
@@ -266,8 +341,11 @@ StateDict Adam::state_dict() const {
 
 void Adam::check_state_dict(const StateDict& state) const {
   std::string who = std::string(name_) + "::load_state_dict";
-  std::vector<std::string> known = {"lr", "beta1", "beta2", "eps", "weight_decay"};
-  check_options(adam_options_from(state, who.c_str()), who.c_str());
+  std::vector<std::string> known;
+  for (size_t k = 0; k < options_.size(); ++k) {
+    for (const char* key : kAdamKeys) known.push_back(group_key(k, key));
+    check_options(adam_options_from(state, k, who.c_str()), who.c_str());
+  }
   std::vector<bool> m = check_slot(state, parameters_, "exp_avg", who.c_str(), known);
   std::vector<bool> v = check_slot(state, parameters_, "exp_avg_sq", who.c_str(), known);
   for (size_t i = 0; i < parameters_.size(); ++i) {
@@ -284,8 +362,10 @@ void Adam::check_state_dict(const StateDict& state) const {
 
 void Adam::apply_state_dict(const StateDict& state) {
   NoGrad no_grad;
-  options_ = adam_options_from(state, name_);
-  lr_ = options_.lr;
+  for (size_t k = 0; k < options_.size(); ++k) {
+    options_[k] = adam_options_from(state, k, name_);
+    lrs_[k] = options_[k].lr;
+  }
   for (size_t i = 0; i < parameters_.size(); ++i) {
     restore_slot(state, state_name(i, "exp_avg"), parameters_[i], exp_avg_[i]);
     restore_slot(state, state_name(i, "exp_avg_sq"), parameters_[i], exp_avg_sq_[i]);
