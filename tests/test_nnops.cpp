@@ -3,6 +3,7 @@
 // embedding, and comparisons on i64. Values are PyTorch's (torch 2, float64, recorded below) or
 // float64 formulas; every gradient is gradcheck'd (second derivatives: test_higher_order.cpp).
 #include <cmath>
+#include <sstream>
 
 #include "helpers.h"
 
@@ -361,4 +362,30 @@ TEST_CASE("activation modules compute their functions and chain in Sequential", 
   }
   require_values(nn::GELU()(x), gelu(x).to_vector(), 0);
   require_error([] { nn::Softplus(-1.0); }, {"Softplus", "beta"});
+}
+
+// ---------------------------------------------------------------- printing
+
+TEST_CASE("tensor printing takes a precision, a threshold and edge items", "[nnops]") {
+  Tensor x = tensor({1.0 / 3.0, -2.5});
+  REQUIRE(x.to_string() == "tensor([ 0.3333, -2.5000], f32)");
+  PrintOptions two;
+  two.precision = 2;
+  REQUIRE(x.to_string(two) == "tensor([ 0.33, -2.50], f32)");
+  PrintOptions saved = print_options();
+  PrintOptions eight;
+  eight.precision = 8;
+  set_print_options(eight);
+  std::ostringstream os;
+  os << tensor({1.0 / 3.0}, DType::f64);
+  REQUIRE(os.str() == "tensor([0.33333333], f64)");
+  set_print_options(saved);
+  REQUIRE(tensor({1.0 / 3.0}).to_string() == "tensor([0.3333], f32)");
+  PrintOptions short_summary;
+  short_summary.threshold = 5;
+  short_summary.edge_items = 1;
+  short_summary.precision = 0;
+  REQUIRE(arange(8).to_string(short_summary) == "tensor([0, ..., 7], f32)");
+  require_error([] { set_print_options({-1, 1000, 3}); }, {"set_print_options", "precision"});
+  require_error([] { set_print_options({4, 1000, 0}); }, {"set_print_options", "edge_items"});
 }

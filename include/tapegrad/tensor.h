@@ -48,6 +48,8 @@ struct TapeRecording {
   uint64_t generation = 0;
 };
 
+struct PrintOptions;  // below: how tensors print
+
 class Tensor {
  public:
   Tensor() = default;  // an undefined tensor: defined() is false
@@ -66,6 +68,7 @@ class Tensor {
   double at(std::initializer_list<int64_t> index) const;
   std::vector<double> to_vector() const;                // all elements, row-major
   std::string to_string() const;                        // tensor([[1.0000, 2.0000]], f32)
+  std::string to_string(const PrintOptions& options) const;  // with other print options
 
   // --- raw access for kernels, tests and I/O (CPU only; T must match dtype) ---
   template <class T> T* data();
@@ -137,6 +140,17 @@ struct TensorImpl {
   Tensor grad;                   // accumulated gradient (leaves, and retain_grad non-leaves)
   std::string name;
 };
+
+// How tensors print (torch.set_printoptions): `precision` digits after the point (fixed, or
+// scientific for a wide range of magnitudes), and past `threshold` elements only the first and
+// last `edge_items` of each dimension. operator<< and to_string() use the current options.
+struct PrintOptions {
+  int precision = 4;
+  int64_t threshold = 1000;
+  int64_t edge_items = 3;
+};
+void set_print_options(const PrintOptions& options);  // throws on a negative field
+PrintOptions print_options();
 
 std::ostream& operator<<(std::ostream& os, const Tensor& tensor);
 

@@ -337,8 +337,10 @@ namespace {
 
 // Every element formatted alike, as PyTorch does: integers exactly (read as int64, not through a
 // double, which would round values past 2^53), floats in fixed or, for a wide range, scientific
-// notation with 4 decimals.
-std::vector<std::string> format_elements(const Tensor& cpu_tensor) {
+// notation with `precision` decimals (4 by default).
+PrintOptions current_print_options;
+
+std::vector<std::string> format_elements(const Tensor& cpu_tensor, int precision) {
   int64_t n = cpu_tensor.numel();
   std::vector<std::string> text(n);
   if (cpu_tensor.dtype() == DType::i64) {
@@ -355,7 +357,7 @@ std::vector<std::string> format_elements(const Tensor& cpu_tensor) {
   }
   bool scientific = largest >= 1e5 || (smallest < 1e-4 && largest > 0);
   std::ostringstream os;
-  os << (scientific ? std::scientific : std::fixed) << std::setprecision(4);
+  os << (scientific ? std::scientific : std::fixed) << std::setprecision(precision);
   for (int64_t i = 0; i < n; ++i) {
     os.str("");
     os << values[i];
@@ -367,7 +369,8 @@ std::vector<std::string> format_elements(const Tensor& cpu_tensor) {
 // Prints the block of `text` starting at `offset` with dimensions shape[axis:], eliding the
 // middle of long dimensions when `summarise`.
 void print_block(std::ostream& os, const std::vector<std::string>& text, const Shape& shape,
-                 int axis, int64_t offset, int width, bool summarise, int indent) {
+                 int axis, int64_t offset, int width, bool summarise, int indent,
+                 int64_t edge) {
   if (axis == shape.rank()) {
     os << std::setw(width) << text[offset];
     return;
@@ -375,13 +378,13 @@ void print_block(std::ostream& os, const std::vector<std::string>& text, const S
   int64_t n = shape[axis], stride = 1;
   for (int i = axis + 1; i < shape.rank(); ++i) stride *= shape[i];
   os << '[';
-  const int64_t edge = 3;
   for (int64_t i = 0; i < n; ++i) {
     if (summarise && n > 2 * edge && i == edge) {
       os << (axis + 1 == shape.rank() ? "..., " : "...,\n" + std::string(indent + 1, ' '));
       i = n - edge;
     }
-    print_block(os, text, shape, axis + 1, offset + i * stride, width, summarise, indent + 1);
+    print_block(os, text, shape, axis + 1, offset + i * stride, width, summarise, indent + 1,
+                edge);
     if (i + 1 < n) {
       if (axis + 1 == shape.rank()) os << ", ";
       else os << ',' << std::string(shape.rank() - axis - 1, '\n') << std::string(indent + 1, ' ');
@@ -392,7 +395,22 @@ void print_block(std::ostream& os, const std::vector<std::string>& text, const S
 
 }  // namespace
 
-std::string Tensor::to_string() const {
+void set_print_options(const PrintOptions& options) {
+  check(options.precision >= 0 && options.precision <= 17 && options.threshold >= 0 &&
+            options.edge_items >= 1,
+        "set_print_options", "expected precision in [0, 17], threshold >= 0 and edge_items >= 1, "
+        "got precision ", options.precision, ", threshold ", options.threshold, ", edge_items ",
+        options.edge_items);
+  current_print_options = options;
+}
+
+PrintOptions print_options() { return current_print_options; }
+
+std::string Tensor::to_string() const { return to_string(current_print_options); }
+
+std::string Tensor::to_string(const PrintOptions& options) const {
+  check(options.precision >= 0 && options.precision <= 17 && options.edge_items >= 1,
+        "Tensor::to_string", "expected precision in [0, 17] and edge_items >= 1");
   if (!defined()) return "tensor(undefined)";
   std::ostringstream os;
   os << "tensor(";
@@ -402,11 +420,13 @@ std::string Tensor::to_string() const {
     if (shape().rank() != 1) os << ", size=" << shape();
   } else {
     std::vector<std::string> text =
-        format_elements(device().is_cpu() ? *this : moved(*this, Device::cpu_device()));
+        format_elements(device().is_cpu() ? *this : moved(*this, Device::cpu_device()),
+                        options.precision);
     size_t width = 0;
     for (const std::string& t : text) width = std::max(width, t.size());
-    bool summarise = numel() > 1000;
-    print_block(os, text, shape(), 0, 0, static_cast<int>(width), summarise, 7);
+    bool summarise = numel() > options.threshold;
+    print_block(os, text, shape(), 0, 0, static_cast<int>(width), summarise, 7,
+                options.edge_items);
   }
   os << ", " << dtype();
   if (!device().is_cpu()) os << ", " << device();
