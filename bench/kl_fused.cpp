@@ -9,9 +9,21 @@
 // runs this binary and PyTorch's F.kl_div(F.log_softmax(x), target, reduction='batchmean') on the
 // same shapes and prints the ratios (docs/benchmarks.md).
 //
-// Threads: the fused kernels and the small ops are single-threaded loops (tg::set_num_threads
-// only steers OpenBLAS, which this loss never calls), so there is one tapegrad configuration.
+// Threads: tapegrad_fused and tapegrad_chain run with the default thread count (all cores; the
+// kernels split tensors of >= 32k elements over tg::set_num_threads() threads), tapegrad_fused_1t
+// with one thread. memcpy copies a buffer the size of x, for the bandwidth the machine has in the
+// same run. The JSON context carries simd_target (tg::cpu_simd_target(): the SIMD target the
+// kernels ran on; TAPEGRAD_SIMD=avx2 forces one) and kernel_threads.
+//
+// bytes_per_second counts the traffic the four fused kernels need at least: log_softmax reads x
+// and writes log q, kl_div reads log q and p, its backward reads p and writes ∂/∂log q,
+// log_softmax's backward reads ∂/∂log q and log q and writes x.grad: 9 arrays of rows·classes
+// floats per iteration.
 #include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
 
 #include "tapegrad/tapegrad.h"
 
@@ -32,14 +44,16 @@ Inputs make_inputs(int64_t rows, int64_t classes) {
   return in;
 }
 
-void set_counters(benchmark::State& state, int64_t rows, int64_t classes) {
+constexpr int64_t kArraysMoved = 9;  // see the header
+
+void set_counters(benchmark::State& state, int64_t rows, int64_t classes, int64_t arrays) {
   state.counters["rows"] = static_cast<double>(rows);
   state.counters["classes"] = static_cast<double>(classes);
-  // bytes of x: one read of the input per iteration, as a scale for the reader
-  state.SetBytesProcessed(state.iterations() * rows * classes * static_cast<int64_t>(sizeof(float)));
+  state.SetBytesProcessed(state.iterations() * arrays * rows * classes *
+                          static_cast<int64_t>(sizeof(float)));
 }
 
-void tapegrad_fused(benchmark::State& state) {
+void fused_steps(benchmark::State& state) {
   const int64_t rows = state.range(0), classes = state.range(1);
   Inputs in = make_inputs(rows, classes);
   for (auto _ : state) {
@@ -48,7 +62,28 @@ void tapegrad_fused(benchmark::State& state) {
     benchmark::DoNotOptimize(in.x.grad().raw_data());
     in.x.zero_grad();
   }
-  set_counters(state, rows, classes);
+  set_counters(state, rows, classes, kArraysMoved);
+}
+
+void tapegrad_fused(benchmark::State& state) { fused_steps(state); }
+
+void tapegrad_fused_1t(benchmark::State& state) {
+  const int threads = tg::num_threads();
+  tg::set_num_threads(1);
+  fused_steps(state);
+  tg::set_num_threads(threads);
+}
+
+// A copy of rows·classes floats (read once, written once: 2 arrays).
+void memcpy_x(benchmark::State& state) {
+  const int64_t rows = state.range(0), classes = state.range(1);
+  std::vector<float> from(rows * classes, 1.0f), to(rows * classes);
+  for (auto _ : state) {
+    std::memcpy(to.data(), from.data(), from.size() * sizeof(float));
+    benchmark::DoNotOptimize(to.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, rows, classes, 2);
 }
 
 void tapegrad_chain(benchmark::State& state) {
@@ -62,7 +97,7 @@ void tapegrad_chain(benchmark::State& state) {
     benchmark::DoNotOptimize(in.x.grad().raw_data());
     in.x.zero_grad();
   }
-  set_counters(state, rows, classes);
+  set_counters(state, rows, classes, kArraysMoved);
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
@@ -70,8 +105,18 @@ void shapes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(tapegrad_fused)->Apply(shapes);
+BENCHMARK(tapegrad_fused_1t)->Apply(shapes);
 BENCHMARK(tapegrad_chain)->Apply(shapes);
+BENCHMARK(memcpy_x)->Apply(shapes);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::AddCustomContext("simd_target", tg::cpu_simd_target());
+  benchmark::AddCustomContext("kernel_threads", std::to_string(tg::num_threads()));
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -14,8 +14,12 @@ then each PyTorch setting, in a fresh process), so that load from other processe
 machine hits all sides alike. It prints the median time of each configuration over the rounds
 and the median over the rounds of each round's ratio PyTorch / tapegrad.
 
-tapegrad's kernels here are single-threaded loops (tg::set_num_threads steers only OpenBLAS,
-which this loss never calls), so its numbers are single-thread numbers in both comparisons.
+tapegrad runs with its default thread count (all cores: its kernels split tensors of >= 32k
+elements over the threads) and, as tapegrad_fused_1t, on one thread; each PyTorch setting is
+compared with tapegrad on the same number of threads (1 thread with tapegrad_fused_1t, more
+with tapegrad_fused). The script prints the SIMD target tapegrad's kernels ran on
+(TAPEGRAD_SIMD=avx2 forces one) and the achieved bandwidth of the fused path (the 9 arrays its
+kernels must move, see bench/kl_fused.cpp) against memcpy's in the same run.
 
     /usr/bin/python3 bench/kl_vs_pytorch.py [--binary build/bench/kl_fused] [--rounds 5] [--min-time 0.3]
 """
@@ -37,12 +41,15 @@ def run_tapegrad(binary, min_time, repetitions):
         command += [f"--benchmark_repetitions={repetitions}", "--benchmark_report_aggregates_only=true"]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     times = {}
-    for entry in json.loads(output)["benchmarks"]:
+    report = json.loads(output)
+    times["context"] = report["context"]
+    for entry in report["benchmarks"]:
         if repetitions > 1 and entry.get("aggregate_name") != "median":
             continue
         name, rows, classes = entry["run_name"].split("/")
         scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[entry["time_unit"]]
         times[(name, int(rows), int(classes))] = entry["real_time"] * scale
+        times[("bytes", name, int(rows), int(classes))] = entry.get("bytes_per_second", 0.0)
     return times
 
 
@@ -121,14 +128,24 @@ def main():
     def median_torch(k, shape):
         return statistics.median(r[1][k][shape] for r in rounds)
 
-    def median_ratio(k, shape):
-        return statistics.median(r[1][k][shape] / r[0][("tapegrad_fused",) + shape] for r in rounds)
+    def tapegrad_name(k):
+        return "tapegrad_fused_1t" if settings[k][1] == 1 else "tapegrad_fused"
 
+    def median_ratio(k, shape):
+        return statistics.median(r[1][k][shape] / r[0][(tapegrad_name(k),) + shape] for r in rounds)
+
+    def median_gbs(name, shape):
+        return statistics.median(r[0][("bytes", name) + shape] for r in rounds) / 1e9
+
+    context = rounds[0][0]["context"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; torch {torch.__version__} "
-          f"(its default: {default_threads} thread{'s' if default_threads > 1 else ''})")
+          f"(its default: {default_threads} thread{'s' if default_threads > 1 else ''}); "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"tapegrad: SIMD target {context.get('simd_target', '?')}, "
+          f"{context.get('kernel_threads', '?')} kernel threads by default")
     print(f"median over {args.rounds} interleaved rounds of the time of one forward+backward, in microseconds;")
-    print("ratio = PyTorch time / tapegrad fused time, per round, median over the rounds")
-    header = f"{'shape':>10} {'tg fused':>10} {'tg chain':>10}"
+    print("ratio = PyTorch time / tapegrad fused time on the same thread count, per round, median over the rounds")
+    header = f"{'shape':>10} {'tg fused':>10} {'tg 1T':>10} {'tg chain':>10}"
     for label, threads in settings:
         header += f" {f'torch {threads}T':>10}"
     for label, threads in settings:
@@ -136,8 +153,9 @@ def main():
     print(header + f" {'chain/fused':>12}")
     for shape in SHAPES:
         fused = median_tapegrad("tapegrad_fused", shape)
+        fused_1t = median_tapegrad("tapegrad_fused_1t", shape)
         chain = median_tapegrad("tapegrad_chain", shape)
-        line = f"{f'{shape[0]}x{shape[1]}':>10} {microseconds(fused)} {microseconds(chain)}"
+        line = f"{f'{shape[0]}x{shape[1]}':>10} {microseconds(fused)} {microseconds(fused_1t)} {microseconds(chain)}"
         for k in range(len(settings)):
             line += f" {microseconds(median_torch(k, shape))}"
         for k in range(len(settings)):
@@ -146,7 +164,11 @@ def main():
                                         for r in rounds)
         print(line + f" {chain_ratio:11.2f}x")
     print("thread settings: " + ", ".join(f"torch {t}T = {label}" for label, t in settings) +
-          "; tapegrad's kernels are single-threaded in every case")
+          f"; tg fused = tapegrad on {context.get('kernel_threads', '?')} threads, tg 1T on one")
+    for shape in SHAPES:
+        print(f"{shape[0]}x{shape[1]}: fused path {median_gbs('tapegrad_fused', shape):.1f} GB/s "
+              f"({median_gbs('tapegrad_fused_1t', shape):.1f} GB/s on 1 thread), "
+              f"memcpy {median_gbs('memcpy_x', shape):.1f} GB/s")
 
 
 if __name__ == "__main__":

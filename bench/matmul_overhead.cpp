@@ -73,4 +73,12 @@ BENCHMARK(engine_forward_backward)->ArgName("threads")->Arg(1)->Arg(2)->Unit(ben
 BENCHMARK(cblas_forward_backward)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // Which SIMD target the CPU kernels ran on (TAPEGRAD_SIMD=avx2 forces one).
+  benchmark::AddCustomContext("simd_target", tg::cpu_simd_target());
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -72,4 +72,12 @@ BENCHMARK(libtorch_chain_no_grad)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // Which SIMD target the CPU kernels ran on (TAPEGRAD_SIMD=avx2 forces one).
+  benchmark::AddCustomContext("simd_target", tg::cpu_simd_target());
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -245,7 +245,8 @@ int run(const Options& options) {
             << train.size() << " train, " << test.size() << " test images), batch "
             << options.batch << ", Adam lr " << options.lr << ", " << device << "\n";
   if (device.is_cpu())
-    std::cout << examples::blas_kernels() << ", " << tg::num_threads() << " thread(s)\n";
+    std::cout << examples::blas_kernels() << ", " << tg::cpu_simd_target() << " kernels, "
+              << tg::num_threads() << " thread(s)\n";
   else  // the dataset was loaded straight onto the device: batches never leave it
     std::cout << tg::backend_for(device).description() << ", dataset resident on the device\n";
   if (tg::anomaly_mode())
@@ -326,7 +327,7 @@ int main(int argc, char** argv) {
       ->check(examples::positive);
   app.add_option("--seed", o.seed, "random seed (initialisation, shuffling, sampling)")
       ->capture_default_str();
-  app.add_option("--threads", o.threads, "BLAS threads (0: all cores)")
+  app.add_option("--threads", o.threads, "CPU threads, BLAS and kernels (0: all cores)")
       ->capture_default_str()
       ->check(examples::non_negative);
   app.add_option("--data", o.data, "folder with MNIST-format files, raw or .gz")

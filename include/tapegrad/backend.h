@@ -327,9 +327,18 @@ class Backend {
                                       void* grad_target, const SoftmaxLayout& layout) = 0;
 };
 
-// Threads the CPU backend may use (OpenBLAS's gemm); 0 restores the default (all cores).
+// Threads the CPU backend may use: OpenBLAS's gemm, and the elementwise, pointwise, row and
+// optimizer kernels over large tensors (results are bit-identical for every thread count); 0
+// restores the default (OpenBLAS's: all cores, or OPENBLAS_NUM_THREADS).
 void set_num_threads(int threads);
 int num_threads();
+
+// The SIMD target the CPU kernels run on, chosen at run time: "AVX3" (AVX-512), "AVX2", "SSE4",
+// "NEON", "SVE", "SCALAR" or "EMU128" (portable C++), ..., or "none" (no vector kernels: every
+// kernel runs its functor loop). The environment variable TAPEGRAD_SIMD=avx2 (avx512, sse4,
+// scalar, none, ...) forces one; a name the build or the CPU lacks is a tg::Error at the first
+// kernel.
+const char* cpu_simd_target();
 
 // The backend that owns a device's memory. The first call for a GPU starts its backend. Throws a
 // tg::Error naming the device when none can serve it: a build without CUDA, no usable GPU (the

@@ -10,6 +10,8 @@
 #include <type_traits>
 
 #include "../kernels/elementwise_math.h"
+#include "simd.h"
+#include "thread_pool.h"
 
 namespace tg {
 
@@ -19,12 +21,17 @@ void system_free(void* pointer) { std::free(pointer); }
 constexpr size_t kMaxCachedBytes = size_t(4) << 30;
 }  // namespace
 
-CpuBackend::CpuBackend() : allocator_(aligned_system_allocate, system_free, kMaxCachedBytes) {}
+CpuBackend::CpuBackend() : allocator_(aligned_system_allocate, system_free, kMaxCachedBytes) {
+  cpu::set_kernel_threads(openblas_get_num_threads());
+}
+
+const char* cpu_simd_target() { return cpu::simd::target_name(); }
 
 void set_num_threads(int threads) {
   static const int default_threads = openblas_get_num_threads();
   check(threads >= 0, "set_num_threads", "expected a thread count >= 0, got ", threads);
   openblas_set_num_threads(threads == 0 ? default_threads : threads);
+  cpu::set_kernel_threads(threads == 0 ? default_threads : threads);
 }
 
 int num_threads() { return openblas_get_num_threads(); }

@@ -1,18 +1,33 @@
-// src/cpu/cpu_elementwise.cpp — elementwise and reduction kernels: loops around the shared
-// per-element functors of src/kernels/elementwise_math.h.
+// src/cpu/cpu_elementwise.cpp — elementwise and reduction kernels: the vector kernels of
+// src/cpu/simd.h where an op has one, else loops around the shared per-element functors of
+// src/kernels/elementwise_math.h; both split over threads above kParallelGrain elements.
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../kernels/broadcast_walk.h"
 #include "../kernels/elementwise_math.h"
 #include "../kernels/row_math.h"
 #include "cpu_backend.h"
-#include "vector_math.h"
+#include "simd.h"
+#include "thread_pool.h"
 
 namespace tg {
 
 namespace k = kernels;
+
+// Elementwise kernels over at least 2·kParallelGrain elements are cut into pieces of
+// kParallelGrain for the threads (cpu::parallel_for); smaller ones run on the calling thread.
+constexpr int64_t kParallelGrain = 16384;
+
+namespace {
+template <class T> T* at(T* p, int64_t i, size_t element) {
+  using Byte = std::conditional_t<std::is_const<T>::value, const char, char>;
+  return reinterpret_cast<T*>(reinterpret_cast<Byte*>(p) + i * static_cast<int64_t>(element));
+}
+}  // namespace
 
 // ---------------------------------------------------------------- unary
 
@@ -23,8 +38,9 @@ static void map_unary(const T* x, T* y, int64_t n, T a, T b, F f) {
   for (int64_t i = 0; i < n; ++i) y[i] = f(x[i], a, b);
 }
 
-void CpuBackend::unary(UnaryOp op, DType dtype, const void* x_, void* y_, int64_t n, double a_,
-                       double b_) {
+// The functor loop of every unary op (the fallback of the vector kernels).
+static void unary_functors(UnaryOp op, DType dtype, const void* x_, void* y_, int64_t n,
+                           double a_, double b_) {
   dispatch_floating(dtype, "unary", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
@@ -66,6 +82,17 @@ void CpuBackend::unary(UnaryOp op, DType dtype, const void* x_, void* y_, int64_
   });
 }
 
+void CpuBackend::unary(UnaryOp op, DType dtype, const void* x, void* y, int64_t n, double a,
+                       double b) {
+  const size_t element = dtype_size(dtype);
+  cpu::parallel_for(n, kParallelGrain, [&](int64_t begin, int64_t end) {
+    const void* xs = at(x, begin, element);
+    void* ys = at(y, begin, element);
+    if (!cpu::simd::unary(op, dtype, xs, ys, end - begin, a, b))
+      unary_functors(op, dtype, xs, ys, end - begin, a, b);
+  });
+}
+
 // ---------------------------------------------------------------- broadcasting
 
 namespace {
@@ -93,23 +120,70 @@ void for_each_row(const Walk& w, int inputs, Row row) {
   }
 }
 
+// Like for_each_row, for rows [first, last) only (offsets computed from the row index).
+template <class Row>
+void for_rows(const Walk& w, int inputs, int64_t first, int64_t end, Row row) {
+  const int last = w.rank - 1;
+  const int64_t inner = w.size[last];
+  for (int64_t r = first; r < end; ++r) {
+    int64_t offsets[BroadcastLayout::kMaxInputs] = {};
+    int64_t rest = r;
+    for (int d = last - 1; d >= 0; --d) {
+      const int64_t index = rest % w.size[d];
+      rest /= w.size[d];
+      for (int i = 0; i < inputs; ++i) offsets[i] += index * w.stride[i][d];
+    }
+    row(offsets, r * inner, inner);
+  }
+}
+
+// The rows of a walk spread over threads when there are many elements: a single row is cut
+// into pieces, many rows are dealt out whole.
+template <class Row>
+void for_each_row_parallel(const Walk& w, int inputs, Row row) {
+  const int last = w.rank - 1;
+  const int64_t inner = w.size[last];
+  int64_t rows = 1;
+  for (int d = 0; d < last; ++d) rows *= w.size[d];
+  if (rows * inner < 2 * kParallelGrain || cpu::kernel_threads() <= 1)
+    return for_each_row(w, inputs, row);
+  if (rows == 1) {
+    // One row: pieces of it, each a row of its own for `row` (offsets advanced by its strides).
+    return cpu::parallel_for(inner, kParallelGrain, [&](int64_t begin, int64_t end) {
+      int64_t offsets[BroadcastLayout::kMaxInputs] = {};
+      for (int i = 0; i < inputs; ++i) offsets[i] = begin * w.stride[i][last];
+      row(offsets, begin, end - begin);
+    });
+  }
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(inner, 1));
+  cpu::parallel_for(rows, grain, [&](int64_t first, int64_t end) {
+    for_rows(w, inputs, first, end, row);
+  });
+}
+
 template <class T, class F>
-void map_binary(const T* a, const T* b, T* out, const BroadcastLayout& layout, F f) {
+void map_binary(BinaryOp op, const T* a, const T* b, T* out, const BroadcastLayout& layout, F f) {
   Walk w = k::collapse_walk(layout);
   int last = w.rank - 1;
   int64_t sa = w.stride[0][last], sb = w.stride[1][last];
-  for_each_row(w, 2, [&](const int64_t* offsets, int64_t out_offset, int64_t inner) {
+  constexpr DType dtype = std::is_same<T, float>::value ? DType::f32 : DType::f64;
+  for_each_row_parallel(w, 2, [&](const int64_t* offsets, int64_t out_offset, int64_t inner) {
     const T* pa = a + offsets[0];
     const T* pb = b + offsets[1];
     T* po = out + out_offset;
+    const int broadcast = sa == 1 && sb == 1 ? 0 : sa == 1 && sb == 0 ? 1 : sa == 0 && sb == 1 ? 2 : -1;
+    // (i64 comparisons run the functor loop)
+    if (std::is_floating_point<T>::value && broadcast >= 0 &&
+        cpu::simd::binary(op, dtype, pa, pb, po, inner, broadcast))
+      return;
     if (sa == 1 && sb == 1) {
 #pragma omp simd
       for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], pb[i]);
-    } else if (sa == 1) {
+    } else if (sa == 1 && sb == 0) {
       const T vb = pb[0];
 #pragma omp simd
       for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], vb);
-    } else if (sb == 1) {
+    } else if (sa == 0 && sb == 1) {
       const T va = pa[0];
 #pragma omp simd
       for (int64_t i = 0; i < inner; ++i) po[i] = f(va, pb[i]);
@@ -129,11 +203,11 @@ void CpuBackend::binary(BinaryOp op, DType dtype, const void* a_, const void* b_
     const int64_t* b = static_cast<const int64_t*>(b_);
     int64_t* out = static_cast<int64_t*>(out_);
     switch (op) {
-      case BinaryOp::equal: return map_binary(a, b, out, layout, k::Equal{});
-      case BinaryOp::less: return map_binary(a, b, out, layout, k::Less{});
-      case BinaryOp::less_equal: return map_binary(a, b, out, layout, k::LessEqual{});
-      case BinaryOp::greater: return map_binary(a, b, out, layout, k::Greater{});
-      case BinaryOp::greater_equal: return map_binary(a, b, out, layout, k::GreaterEqual{});
+      case BinaryOp::equal: return map_binary(op, a, b, out, layout, k::Equal{});
+      case BinaryOp::less: return map_binary(op, a, b, out, layout, k::Less{});
+      case BinaryOp::less_equal: return map_binary(op, a, b, out, layout, k::LessEqual{});
+      case BinaryOp::greater: return map_binary(op, a, b, out, layout, k::Greater{});
+      case BinaryOp::greater_equal: return map_binary(op, a, b, out, layout, k::GreaterEqual{});
       default: return;
     }
   }
@@ -143,25 +217,25 @@ void CpuBackend::binary(BinaryOp op, DType dtype, const void* a_, const void* b_
     const T* b = static_cast<const T*>(b_);
     T* out = static_cast<T*>(out_);
     switch (op) {
-      case BinaryOp::add: return map_binary(a, b, out, layout, k::Add{});
-      case BinaryOp::sub: return map_binary(a, b, out, layout, k::Sub{});
-      case BinaryOp::mul: return map_binary(a, b, out, layout, k::Mul{});
-      case BinaryOp::div: return map_binary(a, b, out, layout, k::Div{});
-      case BinaryOp::pow: return map_binary(a, b, out, layout, k::Pow{});
-      case BinaryOp::minimum: return map_binary(a, b, out, layout, k::Minimum{});
-      case BinaryOp::maximum: return map_binary(a, b, out, layout, k::Maximum{});
-      case BinaryOp::equal: return map_binary(a, b, out, layout, k::Equal{});
-      case BinaryOp::less: return map_binary(a, b, out, layout, k::Less{});
-      case BinaryOp::less_equal: return map_binary(a, b, out, layout, k::LessEqual{});
-      case BinaryOp::greater: return map_binary(a, b, out, layout, k::Greater{});
-      case BinaryOp::greater_equal: return map_binary(a, b, out, layout, k::GreaterEqual{});
-      case BinaryOp::relu_backward: return map_binary(a, b, out, layout, k::ReluBackward{});
-      case BinaryOp::tanh_backward: return map_binary(a, b, out, layout, k::TanhBackward{});
-      case BinaryOp::sigmoid_backward: return map_binary(a, b, out, layout, k::SigmoidBackward{});
-      case BinaryOp::abs_backward: return map_binary(a, b, out, layout, k::AbsBackward{});
-      case BinaryOp::gelu_backward: return map_binary(a, b, out, layout, k::GeluBackward{});
-      case BinaryOp::gelu_tanh_backward: return map_binary(a, b, out, layout, k::GeluTanhBackward{});
-      case BinaryOp::silu_backward: return map_binary(a, b, out, layout, k::SiluBackward{});
+      case BinaryOp::add: return map_binary(op, a, b, out, layout, k::Add{});
+      case BinaryOp::sub: return map_binary(op, a, b, out, layout, k::Sub{});
+      case BinaryOp::mul: return map_binary(op, a, b, out, layout, k::Mul{});
+      case BinaryOp::div: return map_binary(op, a, b, out, layout, k::Div{});
+      case BinaryOp::pow: return map_binary(op, a, b, out, layout, k::Pow{});
+      case BinaryOp::minimum: return map_binary(op, a, b, out, layout, k::Minimum{});
+      case BinaryOp::maximum: return map_binary(op, a, b, out, layout, k::Maximum{});
+      case BinaryOp::equal: return map_binary(op, a, b, out, layout, k::Equal{});
+      case BinaryOp::less: return map_binary(op, a, b, out, layout, k::Less{});
+      case BinaryOp::less_equal: return map_binary(op, a, b, out, layout, k::LessEqual{});
+      case BinaryOp::greater: return map_binary(op, a, b, out, layout, k::Greater{});
+      case BinaryOp::greater_equal: return map_binary(op, a, b, out, layout, k::GreaterEqual{});
+      case BinaryOp::relu_backward: return map_binary(op, a, b, out, layout, k::ReluBackward{});
+      case BinaryOp::tanh_backward: return map_binary(op, a, b, out, layout, k::TanhBackward{});
+      case BinaryOp::sigmoid_backward: return map_binary(op, a, b, out, layout, k::SigmoidBackward{});
+      case BinaryOp::abs_backward: return map_binary(op, a, b, out, layout, k::AbsBackward{});
+      case BinaryOp::gelu_backward: return map_binary(op, a, b, out, layout, k::GeluBackward{});
+      case BinaryOp::gelu_tanh_backward: return map_binary(op, a, b, out, layout, k::GeluTanhBackward{});
+      case BinaryOp::silu_backward: return map_binary(op, a, b, out, layout, k::SiluBackward{});
     }
   });
 }
@@ -267,7 +341,12 @@ void reduce_logsumexp_rows(const T* x, T* out, int64_t rows, int64_t n) {
       T m = -std::numeric_limits<T>::infinity();
       for (int64_t j = start; j < end; ++j) m = k::Maximum{}(row[j], m);
       T total = 0;
-      if (k::is_finite_value(m)) {
+      double vector_total;
+      if (!k::is_finite_value(m)) {
+      } else if (cpu::simd::exp_sum(std::is_same<T, float>::value ? DType::f32 : DType::f64,
+                                    row + start, end - start, m, 1.0, &vector_total)) {
+        total = static_cast<T>(vector_total);  // summed in T: the cast is exact
+      } else {
 #pragma omp simd reduction(+ : total)
         for (int64_t j = start; j < end; ++j) total += std::exp(row[j] - m);
       }

@@ -1,25 +1,36 @@
 // src/cpu/cpu_fused.cpp — the fused primitives of functional.h on the CPU: loops around the
 // shared per-element math of src/kernels/fused_math.h and the row rules of src/kernels/row_math.h.
 //
-// Pointwise kernels are one pass (`#pragma omp simd`, exp/log through libmvec). Softmax-family
-// kernels walk one distribution (row) at a time: a max pass and a Σ e^x pass per chunk of the row
-// (the chunks' statistics merged by the shared rule), then a write pass; a chunk stays in L1
-// between its passes. Contiguous rows
-// shorter than a vector register go through blocks of rows instead (see "short rows"), and
-// distributions along a non-last axis through strided loops.
+// Pointwise kernels are one pass: the vector kernel of src/cpu/simd.h where the kind has one, else
+// the functor loop. Softmax-family kernels walk one distribution (row) at a time: a max pass and
+// a Σ e^x pass per chunk of the row (the chunks' statistics merged by the shared rule), then a
+// write pass; a chunk stays in L1 between its passes. Contiguous rows shorter than a vector
+// register go through blocks of rows instead (see "short rows"), and distributions along a
+// non-last axis through strided loops. Big kernels are split over threads (src/cpu/thread_pool.h):
+// pointwise kernels in fixed pieces of elements, row kernels in whole rows or blocks of rows.
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "../kernels/fused_math.h"
 #include "cpu_backend.h"
-#include "vector_math.h"
+#include "simd.h"
+#include "thread_pool.h"
 
 namespace tg {
 
 namespace k = kernels;
+namespace simd = cpu::simd;
 
 namespace {
+
+// Kernels over at least 2·kParallelGrain elements are split over the threads.
+constexpr int64_t kParallelGrain = 16384;
+
+template <class T> constexpr DType dtype_of() {
+  return std::is_same<T, float>::value ? DType::f32 : DType::f64;
+}
 
 // ---------------------------------------------------------------- pointwise
 
@@ -45,57 +56,101 @@ struct Operands {
   }
 };
 
+// The functor loops over elements [begin, end): out[i] = f(...), or the Σ of the blocks of
+// simd::kSumBlock elements (each summed in T, the blocks' sums in double).
 template <class F, class T>
-void pointwise_rows(const Backend::PointwiseInputs& inputs, T* out, int64_t n, T param, bool sum,
-                    double scale) {
+void pointwise_functors(const Backend::PointwiseInputs& inputs, T* out, int64_t begin,
+                        int64_t end, T param) {
   Operands<F, T> in(inputs);
-  if (!sum) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) out[i] = F::value(in.A(i), in.B(i), in.C(i), in.D(i), param);
-    return;
-  }
-  // A whole batch of float terms is summed in double, one block at a time: each block's sum in
-  // T keeps the loop at T's vector width (so exp/log get their 16-lane libmvec versions).
-  constexpr int64_t kBlock = 512;
+  for (int64_t i = begin; i < end; ++i) out[i] = F::value(in.A(i), in.B(i), in.C(i), in.D(i), param);
+}
+
+template <class F, class T>
+double pointwise_sum_functors(const Backend::PointwiseInputs& inputs, int64_t begin, int64_t end,
+                              T param) {
+  Operands<F, T> in(inputs);
   double total = 0;
-  for (int64_t start = 0; start < n; start += kBlock) {
-    const int64_t end = start + kBlock < n ? start + kBlock : n;
+  for (int64_t start = begin; start < end; start += simd::kSumBlock) {
+    const int64_t stop = start + simd::kSumBlock < end ? start + simd::kSumBlock : end;
     T block = 0;
 #pragma omp simd reduction(+ : block)
-    for (int64_t i = start; i < end; ++i) block += F::value(in.A(i), in.B(i), in.C(i), in.D(i), param);
+    for (int64_t i = start; i < stop; ++i) block += F::value(in.A(i), in.B(i), in.C(i), in.D(i), param);
     total += static_cast<double>(block);
   }
+  return total;
+}
+
+// A summed pointwise kernel: pieces of kSumPiece elements (each the Σ of its blocks), the pieces'
+// sums added in order, so the result is the same for every thread count.
+constexpr int64_t kSumPiece = 64 * simd::kSumBlock;
+
+template <class F, class T>
+void pointwise_rows(Backend::Pointwise kind, const Backend::PointwiseInputs& inputs, T* out,
+                    int64_t n, T param, bool sum, double scale) {
+  if (!sum) {
+    cpu::parallel_for(n, kParallelGrain, [&](int64_t begin, int64_t end) {
+      if (!simd::pointwise(kind, dtype_of<T>(), inputs.data, out, begin, end, param))
+        pointwise_functors<F, T>(inputs, out, begin, end, param);
+    });
+    return;
+  }
+  const int64_t pieces = (n + kSumPiece - 1) / kSumPiece;
+  double few[8];
+  std::vector<double> many(pieces > 8 ? pieces : 0);
+  double* partial = pieces > 8 ? many.data() : few;
+  auto piece = [&](int64_t p) {
+    const int64_t begin = p * kSumPiece, end = begin + kSumPiece < n ? begin + kSumPiece : n;
+    if (!simd::pointwise_sum(kind, dtype_of<T>(), inputs.data, begin, end, param, &partial[p]))
+      partial[p] = pointwise_sum_functors<F, T>(inputs, begin, end, param);
+  };
+  cpu::parallel_tasks(pieces, piece);
+  double total = 0;
+  for (int64_t p = 0; p < pieces; ++p) total += partial[p];
   out[0] = static_cast<T>(total * scale);
 }
 
 template <class F, int K, class T>
 void pointwise_grad(const T* grad, bool grad_is_scalar, T scale, const Operands<F, T>& in,
-                    T* out, int64_t n, T param) {
+                    T* out, int64_t begin, int64_t end, T param) {
   if (grad_is_scalar) {
     const T g = grad[0] * scale;
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i)
+    for (int64_t i = begin; i < end; ++i)
       out[i] = g * F::template grad<K>(in.A(i), in.B(i), in.C(i), in.D(i), param);
     return;
   }
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = begin; i < end; ++i)
     out[i] = grad[i] * scale * F::template grad<K>(in.A(i), in.B(i), in.C(i), in.D(i), param);
 }
 
 template <class F, class T>
-void pointwise_grad_rows(int input, const T* grad, bool grad_is_scalar, T scale,
-                         const Backend::PointwiseInputs& inputs, T* out, int64_t n, T param) {
+void pointwise_grad_functors(int input, const T* grad, bool grad_is_scalar, T scale,
+                             const Backend::PointwiseInputs& inputs, T* out, int64_t begin,
+                             int64_t end, T param) {
   Operands<F, T> in(inputs);
+  if (input == 0) return pointwise_grad<F, 0>(grad, grad_is_scalar, scale, in, out, begin, end, param);
+  if constexpr (F::arity > 1)
+    if (input == 1) return pointwise_grad<F, 1>(grad, grad_is_scalar, scale, in, out, begin, end, param);
+  if constexpr (F::arity > 2)
+    if (input == 2) return pointwise_grad<F, 2>(grad, grad_is_scalar, scale, in, out, begin, end, param);
+  if constexpr (F::arity > 3)
+    if (input == 3) return pointwise_grad<F, 3>(grad, grad_is_scalar, scale, in, out, begin, end, param);
+}
+
+template <class F, class T>
+void pointwise_grad_rows(Backend::Pointwise kind, int input, const T* grad, bool grad_is_scalar,
+                         T scale, const Backend::PointwiseInputs& inputs, T* out, int64_t n,
+                         T param) {
   check(input >= 0 && input < F::arity, "pointwise_backward", "input ", input,
         " out of range for a kind with ", F::arity, " inputs");
-  if (input == 0) return pointwise_grad<F, 0>(grad, grad_is_scalar, scale, in, out, n, param);
-  if constexpr (F::arity > 1)
-    if (input == 1) return pointwise_grad<F, 1>(grad, grad_is_scalar, scale, in, out, n, param);
-  if constexpr (F::arity > 2)
-    if (input == 2) return pointwise_grad<F, 2>(grad, grad_is_scalar, scale, in, out, n, param);
-  if constexpr (F::arity > 3)
-    if (input == 3) return pointwise_grad<F, 3>(grad, grad_is_scalar, scale, in, out, n, param);
+  cpu::parallel_for(n, kParallelGrain, [&](int64_t begin, int64_t end) {
+    if (!simd::pointwise_grad(kind, dtype_of<T>(), input, grad, grad_is_scalar, scale,
+                              inputs.data, out, begin, end, param))
+      pointwise_grad_functors<F, T>(input, grad, grad_is_scalar, scale, inputs, out, begin, end,
+                                    param);
+  });
 }
 
 using k::dispatch_pointwise;  // Pointwise kind -> functor: src/kernels/dispatch.h
@@ -106,16 +161,23 @@ using Contiguous = std::integral_constant<int64_t, 1>;
 
 // Calls row(offset, stride, d) for each distribution d of the layout: its elements are
 // x[offset + j*stride], j < n. Contiguous rows (inner == 1) get a compile-time stride of 1.
+// Many distributions go to the threads in whole ones (each writes only its own outputs).
 template <class Row>
 void for_each_distribution(const Backend::SoftmaxLayout& layout, Row row) {
   const int64_t n = layout.n, inner = layout.inner;
-  if (inner == 1) {
-    for (int64_t o = 0; o < layout.outer; ++o) row(o * n, Contiguous{}, o);
-    return;
-  }
-  for (int64_t o = 0; o < layout.outer; ++o)
-    for (int64_t i = 0; i < inner; ++i) row(o * n * inner + i, inner, o * inner + i);
+  const int64_t per_outer = n * inner;  // elements per outer index
+  const int64_t grain = per_outer >= kParallelGrain ? 1 : kParallelGrain / (per_outer ? per_outer : 1);
+  cpu::parallel_for(layout.outer, grain, [&](int64_t first, int64_t end) {
+    if (inner == 1) {
+      for (int64_t o = first; o < end; ++o) row(o * n, Contiguous{}, o);
+      return;
+    }
+    for (int64_t o = first; o < end; ++o)
+      for (int64_t i = 0; i < inner; ++i) row(o * n * inner + i, inner, o * inner + i);
+  });
 }
+
+template <class S> constexpr bool is_contiguous() { return std::is_same<S, Contiguous>::value; }
 
 // 1/T of distribution d (k::inverse_temperature).
 template <class T>
@@ -133,6 +195,11 @@ constexpr int64_t kRowChunk = 1024;
 
 template <class T, class S>
 RowStats<T> row_stats(const T* x, int64_t n, S stride, T inv_t) {
+  if constexpr (is_contiguous<S>()) {
+    double max, log_sum;
+    if (simd::row_stats(dtype_of<T>(), x, n, inv_t, &max, &log_sum))
+      return {static_cast<T>(max), static_cast<T>(log_sum)};
+  }
   k::RowPartial<T> whole = k::empty_row_partial<T>();
   for (int64_t start = 0; start < n; start += kRowChunk) {
     const int64_t end = start + kRowChunk < n ? start + kRowChunk : n;
@@ -185,16 +252,26 @@ bool short_rows(const Backend::SoftmaxLayout& layout) {
   return layout.inner == 1 && layout.n < kShortRow;
 }
 
-// Calls block(first_row, rows) over the distributions of a contiguous short-row layout.
+// Calls block(first_row, rows) over the distributions of a contiguous short-row layout; the
+// blocks go to the threads when there are many (each block keeps its scratch on its own stack).
 template <class Block>
 void for_each_row_block(const Backend::SoftmaxLayout& layout, Block block) {
   const int64_t per_block = kBlockElements / layout.n;
-  for (int64_t first = 0; first < layout.outer; first += per_block)
+  const int64_t blocks = (layout.outer + per_block - 1) / per_block;
+  auto run = [&](int64_t b) {
+    const int64_t first = b * per_block;
     block(first, first + per_block < layout.outer ? per_block : layout.outer - first);
+  };
+  if (layout.outer * layout.n < 2 * kParallelGrain) {
+    for (int64_t b = 0; b < blocks; ++b) run(b);
+    return;
+  }
+  cpu::parallel_tasks(blocks, run);
 }
 
 template <class T>
 void exp_in_place(T* v, int64_t count) {
+  if (simd::exp_in_place(dtype_of<T>(), v, count)) return;
 #pragma omp simd
   for (int64_t i = 0; i < count; ++i) v[i] = std::exp(v[i]);
 }
@@ -236,9 +313,9 @@ void block_log_probs(const T* x, int64_t first, int64_t rows, const Backend::Sof
 template <class T>
 void softmax_short(Backend::SoftmaxKind kind, const T* x, T* y, const Backend::SoftmaxLayout& layout) {
   const int64_t n = layout.n;
-  T e[kBlockElements];
-  RowStats<T> stats[kBlockElements];
   for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    T e[kBlockElements];
+    RowStats<T> stats[kBlockElements];
     const T* xb = x + first * n;
     T* yb = y + first * n;
     block_row_stats(xb, first, rows, layout, e, stats);
@@ -255,8 +332,8 @@ template <class T>
 void log_softmax_backward_short(const T* grad_y, const T* y, T* grad_x,
                                 const Backend::SoftmaxLayout& layout) {
   const int64_t n = layout.n;
-  T e[kBlockElements];
   for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    T e[kBlockElements];
     const int64_t offset = first * n;
     for (int64_t i = 0; i < rows * n; ++i) e[i] = y[offset + i];
     exp_in_place(e, rows * n);  // softmax = e^y
@@ -275,10 +352,10 @@ template <class T>
 void kl_logits_short(const T* p_logits, const T* q_logits, T* kl, T* stats,
                      const Backend::SoftmaxLayout& layout) {
   const int64_t n = layout.n;
-  T log_p[kBlockElements], log_q[kBlockElements], p[kBlockElements];
-  RowStats<T> sp[kBlockElements], sq[kBlockElements];
   const RowStats<T> uniform = k::uniform_row_stats<T>(n);
   for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    T log_p[kBlockElements], log_q[kBlockElements], p[kBlockElements];
+    RowStats<T> sp[kBlockElements], sq[kBlockElements];
     const T* a = p_logits + first * n;
     block_row_stats(a, first, rows, layout, p, sp);
     block_log_probs(a, first, rows, layout, sp, log_p);
@@ -311,9 +388,9 @@ void kl_logits_backward_short(const T* grad_kl, const T* p_logits, const T* q_lo
                               const T* stats, T* grad_p, T* grad_q,
                               const Backend::SoftmaxLayout& layout) {
   const int64_t n = layout.n;
-  T log_p[kBlockElements], log_q[kBlockElements], p[kBlockElements];
-  RowStats<T> sp[kBlockElements], sq[kBlockElements];
   for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    T log_p[kBlockElements], log_q[kBlockElements], p[kBlockElements];
+    RowStats<T> sp[kBlockElements], sq[kBlockElements];
     for (int64_t r = 0; r < rows; ++r) {
       const T* st = stats + 4 * (first + r);
       sp[r] = {st[0], st[1]};
@@ -352,9 +429,9 @@ void cross_entropy_short(const T* logits, const int64_t* labels, const T* target
                          T* loss, T* stats, const Backend::SoftmaxLayout& layout) {
   const int64_t n = layout.n;
   const T inv_n = T(1) / static_cast<T>(n);
-  T e[kBlockElements];
-  RowStats<T> st[kBlockElements];
   for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    T e[kBlockElements];
+    RowStats<T> st[kBlockElements];
     block_row_stats(logits + first * n, first, rows, layout, e, st);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t d = first + r;
@@ -373,9 +450,9 @@ void cross_entropy_backward_short(const T* grad_loss, const T* logits, const int
                                   T* grad_target, const Backend::SoftmaxLayout& layout) {
   const int64_t n = layout.n;
   const T inv_n = T(1) / static_cast<T>(n);
-  T log_p[kBlockElements], p[kBlockElements];
-  RowStats<T> st[kBlockElements];
   for_each_row_block(layout, [&](int64_t first, int64_t rows) {
+    T log_p[kBlockElements], p[kBlockElements];
+    RowStats<T> st[kBlockElements];
     for (int64_t r = 0; r < rows; ++r) st[r] = {stats[2 * (first + r)], stats[2 * (first + r) + 1]};
     block_log_probs(logits + first * n, first, rows, layout, st, log_p);
     for (int64_t i = 0; i < rows * n; ++i) p[i] = log_p[i];
@@ -418,6 +495,11 @@ void softmax_rows(Backend::SoftmaxKind kind, const T* x, T* y,
     const T* xr = x + offset;
     T* yr = y + offset;
     const T inv_t = inverse_temperature<T>(layout, d);
+    if constexpr (is_contiguous<decltype(stride)>()) {
+      if (kind == Backend::SoftmaxKind::log_softmax ? simd::log_softmax_row(dtype_of<T>(), xr, yr, n, inv_t)
+                                                    : simd::softmax_row(dtype_of<T>(), xr, yr, n, inv_t))
+        return;
+    }
     if (kind == Backend::SoftmaxKind::log_softmax) {
       RowStats<T> st = row_stats(xr, n, stride, inv_t);
 #pragma omp simd
@@ -454,6 +536,12 @@ void softmax_backward_rows(Backend::SoftmaxKind kind, const T* grad_y, const T* 
     const T* yr = y + offset;
     T* gx = grad_x + offset;
     const T inv_t = inverse_temperature<T>(layout, d);
+    if constexpr (is_contiguous<decltype(stride)>()) {
+      if (kind == Backend::SoftmaxKind::log_softmax
+              ? simd::log_softmax_backward_row(dtype_of<T>(), g, yr, gx, n, inv_t)
+              : simd::softmax_backward_row(dtype_of<T>(), g, yr, gx, n, inv_t))
+        return;
+    }
     if (kind == Backend::SoftmaxKind::log_softmax) {
       T sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -486,6 +574,20 @@ void kl_logits_rows(const T* p_logits, const T* q_logits, T* kl, T* stats,
     RowStats<T> sp = row_stats(a, n, stride, inv_t);
     RowStats<T> sq = k::uniform_row_stats<T>(n);
     T total = 0;
+    if constexpr (is_contiguous<decltype(stride)>()) {
+      if (q_logits) sq = row_stats(q_logits + offset, n, stride, inv_t);
+      simd::KlRow row;
+      row.p = a, row.q = q_logits ? q_logits + offset : nullptr, row.n = n;
+      row.p_max = sp.max, row.p_log_sum = sp.log_sum, row.q_max = sq.max, row.q_log_sum = sq.log_sum;
+      row.inv_t = inv_t;
+      double vector_total;
+      if (simd::kl_row(dtype_of<T>(), row, &vector_total)) {
+        kl[d] = static_cast<T>(vector_total);
+        T* s = stats + 4 * d;
+        s[0] = sp.max, s[1] = sp.log_sum, s[2] = sq.max, s[3] = sq.log_sum;
+        return;
+      }
+    }
     if (q_logits) {
       const T* b = q_logits + offset;
       sq = row_stats(b, n, stride, inv_t);
@@ -523,6 +625,15 @@ void kl_logits_backward_rows(const T* grad_kl, const T* p_logits, const T* q_log
     const T g = grad_kl[d], divergence = kl[d];
     const T* s = stats + 4 * d;
     const RowStats<T> sp = {s[0], s[1]}, sq = {s[2], s[3]};
+    if constexpr (is_contiguous<decltype(stride)>()) {
+      simd::KlRow row;
+      row.p = a, row.q = b, row.n = n;
+      row.p_max = sp.max, row.p_log_sum = sp.log_sum, row.q_max = sq.max, row.q_log_sum = sq.log_sum;
+      row.inv_t = inv_t, row.grad = g, row.kl = divergence;
+      row.grad_p = grad_p ? grad_p + offset : nullptr;
+      row.grad_q = grad_q && b ? grad_q + offset : nullptr;
+      if (simd::kl_row_backward(dtype_of<T>(), row)) return;
+    }
     if (grad_p) {
       T* gp = grad_p + offset;
       if (b) {
@@ -631,7 +742,7 @@ void CpuBackend::pointwise(Pointwise kind, DType dtype, const PointwiseInputs& i
     using T = decltype(zero);
     dispatch_pointwise(kind, [&](auto functor) {
       using F = decltype(functor);
-      pointwise_rows<F, T>(inputs, static_cast<T*>(out), n, static_cast<T>(param), sum, scale);
+      pointwise_rows<F, T>(kind, inputs, static_cast<T*>(out), n, static_cast<T>(param), sum, scale);
     });
   });
 }
@@ -644,7 +755,7 @@ void CpuBackend::pointwise_backward(Pointwise kind, DType dtype, int input, cons
     using T = decltype(zero);
     dispatch_pointwise(kind, [&](auto functor) {
       using F = decltype(functor);
-      pointwise_grad_rows<F, T>(input, static_cast<const T*>(grad), grad_is_scalar,
+      pointwise_grad_rows<F, T>(kind, input, static_cast<const T*>(grad), grad_is_scalar,
                                static_cast<T>(scale), inputs, static_cast<T*>(grad_input), n,
                                static_cast<T>(param));
     });

@@ -5,10 +5,15 @@
 
 #include "../kernels/optimizer_math.h"
 #include "cpu_backend.h"
+#include "simd.h"
+#include "thread_pool.h"
 
 namespace tg {
 
 namespace k = kernels;
+
+// Parameters of at least 2·kParallelGrain elements are updated by the threads, in pieces.
+constexpr int64_t kParallelGrain = 16384;
 
 // param, grad, exp_avg, exp_avg_sq: [n]
 void CpuBackend::adam_step(DType dtype, void* param_, const void* grad_, void* exp_avg_,
@@ -20,8 +25,12 @@ void CpuBackend::adam_step(DType dtype, void* param_, const void* grad_, void* e
     T* m = static_cast<T*>(exp_avg_);
     T* v = static_cast<T*>(exp_avg_sq_);
     const k::AdamScalars<T> s = k::adam_scalars<T>(step);
+    cpu::parallel_for(n, kParallelGrain, [&](int64_t begin, int64_t end) {
+      if (cpu::simd::adam(dtype, p + begin, g + begin, m + begin, v + begin, end - begin, step))
+        return;
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) k::adam_update(p[i], g[i], m[i], v[i], s);
+      for (int64_t i = begin; i < end; ++i) k::adam_update(p[i], g[i], m[i], v[i], s);
+    });
   });
 }
 
@@ -34,15 +43,19 @@ void CpuBackend::sgd_step(DType dtype, void* param_, const void* grad_, void* mo
     const T* g = static_cast<const T*>(grad_);
     const k::SgdScalars<T> s = k::sgd_scalars<T>(step);
     if (step.momentum == 0) {
+      cpu::parallel_for(n, kParallelGrain, [&](int64_t begin, int64_t end) {
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) k::sgd_update(p[i], g[i], s);
+        for (int64_t i = begin; i < end; ++i) k::sgd_update(p[i], g[i], s);
+      });
       return;
     }
     check(momentum_buffer != nullptr, "sgd_step", "momentum ", step.momentum,
           " needs a momentum buffer");
     T* b = static_cast<T*>(momentum_buffer);
+    cpu::parallel_for(n, kParallelGrain, [&](int64_t begin, int64_t end) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) k::sgd_update_momentum(p[i], g[i], b[i], s);
+      for (int64_t i = begin; i < end; ++i) k::sgd_update_momentum(p[i], g[i], b[i], s);
+    });
   });
 }
 
