@@ -22,7 +22,7 @@ import statistics
 import subprocess
 
 
-def run(binary, env_pairs, min_time, filter_regex):
+def run(binary, env_pairs, min_time, filter_regex, clock):
     command = [binary, "--benchmark_format=json", f"--benchmark_min_time={min_time}"]
     if filter_regex:
         command.append(f"--benchmark_filter={filter_regex}")
@@ -32,7 +32,7 @@ def run(binary, env_pairs, min_time, filter_regex):
         env[key] = value
     report = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout)
     scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-    times = {e["name"]: e["real_time"] * scale[e["time_unit"]] for e in report["benchmarks"]
+    times = {e["name"]: e[clock] * scale[e["time_unit"]] for e in report["benchmarks"]
              if e.get("run_type", "iteration") == "iteration"}
     return times, report.get("context", {})
 
@@ -46,21 +46,26 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=0.2)
     parser.add_argument("--filter", default="")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="compare CPU time instead of wall time (single-threaded runs on a loaded "
+                             "machine: time spent waiting for a CPU does not count)")
     args = parser.parse_args()
     name_a, _, binary_a = args.a.partition("=")
     name_b, _, binary_b = args.b.partition("=")
 
     rounds = []
     for _ in range(args.rounds):
-        a, context_a = run(binary_a, args.env_a, args.min_time, args.filter)
-        b, context_b = run(binary_b, args.env_b, args.min_time, args.filter)
+        clock = "cpu_time" if args.cpu_time else "real_time"
+        a, context_a = run(binary_a, args.env_a, args.min_time, args.filter, clock)
+        b, context_b = run(binary_b, args.env_b, args.min_time, args.filter, clock)
         rounds.append((a, b))
     common = [n for n in rounds[0][0] if n in rounds[0][1]]
     print(f"A = {name_a} ({binary_a}, simd {context_a.get('simd_target', '?')}"
           f"{', ' + ' '.join(args.env_a) if args.env_a else ''})")
     print(f"B = {name_b} ({binary_b}, simd {context_b.get('simd_target', '?')}"
           f"{', ' + ' '.join(args.env_b) if args.env_b else ''})")
-    print(f"load average {os.getloadavg()[0]:.2f}; medians over {args.rounds} alternating rounds, µs")
+    print(f"load average {os.getloadavg()[0]:.2f}; medians over {args.rounds} alternating rounds, "
+          f"{'CPU' if args.cpu_time else 'wall'} time, µs")
     width = max([len(n) for n in common] + [10])
     print(f"{'benchmark':<{width}} {name_a:>12} {name_b:>12} {'B/A':>7}")
     for n in common:

@@ -172,8 +172,9 @@ void map_binary(BinaryOp op, const T* a, const T* b, T* out, const BroadcastLayo
     const T* pb = b + offsets[1];
     T* po = out + out_offset;
     const int broadcast = sa == 1 && sb == 1 ? 0 : sa == 1 && sb == 0 ? 1 : sa == 0 && sb == 1 ? 2 : -1;
-    // (i64 comparisons run the functor loop)
-    if (std::is_floating_point<T>::value && broadcast >= 0 &&
+    // i64 comparisons, and rows shorter than two AVX-512 vectors, stay in the functor loop (no
+    // call per short row).
+    if (std::is_floating_point<T>::value && broadcast >= 0 && inner >= 32 &&
         cpu::simd::binary(op, dtype, pa, pb, po, inner, broadcast))
       return;
     if (sa == 1 && sb == 1) {
@@ -331,8 +332,40 @@ void reduce_logsumexp(const T* x, T* out, int64_t outer, int64_t n, int64_t inne
 // form the CUDA kernels use for their parts of a row).
 constexpr int64_t kLogSumExpChunk = 1024;
 
+// Rows shorter than kShortRow: blocks of rows, x - max of every element in one scratch array and
+// one vector exp over it (cpu_fused.cpp's short rows do the same), then the sums per row.
+constexpr int64_t kShortRow = 64;
+constexpr int64_t kBlockElements = 1024;
+
+template <class T>
+void reduce_logsumexp_short_rows(const T* x, T* out, int64_t rows, int64_t n) {
+  const int64_t per_block = kBlockElements / n;
+  constexpr DType dtype = std::is_same<T, float>::value ? DType::f32 : DType::f64;
+  for (int64_t first = 0; first < rows; first += per_block) {
+    const int64_t count = std::min(per_block, rows - first);
+    T e[kBlockElements], m[kBlockElements];
+    for (int64_t r = 0; r < count; ++r) {
+      const T* row = x + (first + r) * n;
+      T mr = -std::numeric_limits<T>::infinity();
+      for (int64_t j = 0; j < n; ++j) mr = k::Maximum{}(row[j], mr);
+      m[r] = mr;
+      // where the max is not finite the terms are not used (finish_logsumexp)
+      const T shift = k::is_finite_value(mr) ? mr : T(0);
+      for (int64_t j = 0; j < n; ++j) e[r * n + j] = row[j] - shift;
+    }
+    if (!cpu::simd::exp_in_place(dtype, e, count * n))
+      for (int64_t i = 0; i < count * n; ++i) e[i] = std::exp(e[i]);
+    for (int64_t r = 0; r < count; ++r) {
+      T total = 0;
+      for (int64_t j = 0; j < n; ++j) total += e[r * n + j];
+      out[first + r] = k::finish_logsumexp<T>({m[r], k::is_finite_value(m[r]) ? total : T(0)});
+    }
+  }
+}
+
 template <class T>
 void reduce_logsumexp_rows(const T* x, T* out, int64_t rows, int64_t n) {
+  if (n < kShortRow && n > 0) return reduce_logsumexp_short_rows(x, out, rows, n);
   for (int64_t r = 0; r < rows; ++r) {
     const T* row = x + r * n;
     k::LogSumExpPartial<T> whole = k::empty_logsumexp_partial<T>();

@@ -52,34 +52,38 @@ template <class T> constexpr T kExpMax = sizeof(T) == 4 ? T(88.72283172607421875
 
 // e^x. Highway: valid on [-max, 88.7] (f32) / [-max, 709] (f64), 1 ulp, 0 below -104 / -1000.
 // NaN gives NaN, +inf and overflow give +inf, -inf gives 0.
+// (One select for both: where x <= max fails, x is NaN or too large, and x + inf is NaN or +inf.)
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V VExp(D d, V x) {
   using T = hn::TFromD<D>;
-  V y = hn::Exp(d, x);
-  y = hn::IfThenElse(hn::Gt(x, hn::Set(d, kExpMax<T>)), hn::Set(d, kInf<T>), y);
-  return hn::IfThenElse(hn::IsNaN(x), x, y);
+  const V inf = hn::Set(d, kInf<T>);
+  const V y = hn::Exp(d, x);
+  return hn::IfThenElse(hn::Le(x, hn::Set(d, kExpMax<T>)), y, hn::Add(x, inf));
 }
 
 // e^x - 1. Highway: valid on [-max, 88.7] / [-max, 709], 4 ulp, -1 below -104 / -1000.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V VExpm1(D d, V x) {
   using T = hn::TFromD<D>;
-  V y = hn::Expm1(d, x);
-  y = hn::IfThenElse(hn::Gt(x, hn::Set(d, kExpMax<T>)), hn::Set(d, kInf<T>), y);
-  return hn::IfThenElse(hn::IsNaN(x), x, y);
+  const V inf = hn::Set(d, kInf<T>);
+  const V y = hn::Expm1(d, x);
+  return hn::IfThenElse(hn::Le(x, hn::Set(d, kExpMax<T>)), y, hn::Add(x, inf));
 }
 
 // ln x. Highway: valid on (0, max] (subnormals included), 4 ulp. log 0 = -inf, log x<0 = NaN,
 // log +inf = +inf, NaN stays NaN.
+// (The special inputs are those outside (0, +inf): their log is -inf at 0, else x·inf for +inf,
+// NaN for x < 0 and NaN — one select on the ordinary path.)
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V VLog(D d, V x) {
   using T = hn::TFromD<D>;
   const V zero = hn::Zero(d), inf = hn::Set(d, kInf<T>);
-  V y = hn::Log(d, x);
-  y = hn::IfThenElse(hn::Eq(x, zero), hn::Set(d, -kInf<T>), y);
-  y = hn::IfThenElse(hn::Eq(x, inf), inf, y);
-  y = hn::IfThenElse(hn::Lt(x, zero), hn::Set(d, kNaN<T>), y);
-  return hn::IfThenElse(hn::IsNaN(x), x, y);
+  const V y = hn::Log(d, x);
+  const auto ordinary = hn::And(hn::Gt(x, zero), hn::Lt(x, inf));
+  if (HWY_LIKELY(hn::AllTrue(d, ordinary))) return y;
+  const V special = hn::IfThenElse(hn::Eq(x, zero), hn::Set(d, -kInf<T>),
+                                   hn::IfThenElse(hn::Eq(x, inf), inf, hn::Set(d, kNaN<T>)));
+  return hn::IfThenElse(ordinary, y, hn::IfThenElse(hn::IsNaN(x), x, special));
 }
 
 // ln(1 + x). Highway documents [0, max] (2 ulp); its formula, log(u)·x/(u - 1) with u = 1 + x
@@ -118,6 +122,10 @@ HWY_INLINE V VTanh(D d, V x) {
 
 template <class T> constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
 
+// Where masked loads and stores never touch the lanes they leave out (AVX2, AVX-512, SVE), the
+// tail is one masked load per input and one masked store; elsewhere it goes through a stack buffer.
+constexpr bool kMaskedTail = !HWY_MEM_OPS_MIGHT_FAULT;
+
 // out[i] = f(in0[i], in1[i], in2[i], in3[i]) for i in [begin, end); inputs past `arity` are
 // read as 0 and never loaded.
 template <int arity, class D, class T = hn::TFromD<D>, class F>
@@ -129,7 +137,11 @@ HWY_INLINE void Map(D d, const T* const* in, T* out, int64_t begin, int64_t end,
   };
   int64_t i = begin;
   for (; i + N <= end; i += N) hn::StoreU(f(load(0, i), load(1, i), load(2, i), load(3, i)), d, out + i);
-  if (i < end) {
+  if (kMaskedTail && i < end) {
+    const auto m = hn::FirstN(d, static_cast<size_t>(end - i));
+    auto masked = [&](int input) { return input < arity ? hn::MaskedLoad(m, d, in[input] + i) : zero; };
+    hn::BlendedStore(f(masked(0), masked(1), masked(2), masked(3)), m, d, out + i);
+  } else if (i < end) {
     const int64_t count = end - i;
     HWY_ALIGN T buffer[4][kMaxLanes<T>] = {};
     for (int input = 0; input < arity; ++input)
@@ -163,7 +175,11 @@ HWY_INLINE T MapSum(D d, const T* const* in, int64_t begin, int64_t end, F f) {
   auto acc = zero;
   int64_t i = begin;
   for (; i + N <= end; i += N) acc = hn::Add(acc, f(load(0, i), load(1, i), load(2, i), load(3, i)));
-  if (i < end) {
+  if (kMaskedTail && i < end) {
+    const auto m = hn::FirstN(d, static_cast<size_t>(end - i));
+    auto masked = [&](int input) { return input < arity ? hn::MaskedLoad(m, d, in[input] + i) : zero; };
+    acc = hn::Add(acc, hn::IfThenElseZero(m, f(masked(0), masked(1), masked(2), masked(3))));
+  } else if (i < end) {
     const int64_t count = end - i;
     HWY_ALIGN T buffer[4][kMaxLanes<T>] = {};
     for (int input = 0; input < arity; ++input)
@@ -177,14 +193,23 @@ HWY_INLINE T MapSum(D d, const T* const* in, int64_t begin, int64_t end, F f) {
 
 // ---------------------------------------------------------------- unary and binary
 
+// Every op's loop is a function of its own (HWY_NOINLINE): one function holding all the ops'
+// loops grows past GCC's inlining limits, and the per-vector lambda would become a call.
+template <class T, class F>
+HWY_NOINLINE void UnaryLoop(const T* x, T* y, int64_t n, F f) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const T* in[1] = {x};
+  Map<1>(d, in, y, 0, n, [&](V v, V, V, V) { return f(v); });
+}
+
 template <class T>
 bool UnaryT(UnaryOp op, const T* x, T* y, int64_t n, T a_, T b_) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
-  const T* in[1] = {x};
   const V a = hn::Set(d, a_), b = hn::Set(d, b_), zero = hn::Zero(d), one = hn::Set(d, T(1));
   auto run = [&](auto f) {
-    Map<1>(d, in, y, 0, n, [&](V v, V, V, V) { return f(v); });
+    UnaryLoop(x, y, n, f);
     return true;
   };
   switch (op) {
@@ -217,24 +242,31 @@ bool UnaryT(UnaryOp op, const T* x, T* y, int64_t n, T a_, T b_) {
   }
 }
 
+template <class T, class F>
+HWY_NOINLINE void BinaryLoop(const T* pa, const T* pb, T* out, int64_t n, int broadcast, F f) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  if (broadcast == 0) {
+    const T* in[2] = {pa, pb};
+    Map<2>(d, in, out, 0, n, [&](V a, V b, V, V) { return f(a, b); });
+  } else if (broadcast == 1) {
+    const V b = hn::Set(d, pb[0]);
+    const T* in[1] = {pa};
+    Map<1>(d, in, out, 0, n, [&](V a, V, V, V) { return f(a, b); });
+  } else {
+    const V a = hn::Set(d, pa[0]);
+    const T* in[1] = {pb};
+    Map<1>(d, in, out, 0, n, [&](V b, V, V, V) { return f(a, b); });
+  }
+}
+
 template <class T>
 bool BinaryT(BinaryOp op, const T* pa, const T* pb, T* out, int64_t n, int broadcast) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const V zero = hn::Zero(d), one = hn::Set(d, T(1));
   auto run = [&](auto f) {
-    if (broadcast == 0) {
-      const T* in[2] = {pa, pb};
-      Map<2>(d, in, out, 0, n, [&](V a, V b, V, V) { return f(a, b); });
-    } else if (broadcast == 1) {
-      const V b = hn::Set(d, pb[0]);
-      const T* in[1] = {pa};
-      Map<1>(d, in, out, 0, n, [&](V a, V, V, V) { return f(a, b); });
-    } else {
-      const V a = hn::Set(d, pa[0]);
-      const T* in[1] = {pb};
-      Map<1>(d, in, out, 0, n, [&](V b, V, V, V) { return f(a, b); });
-    }
+    BinaryLoop(pa, pb, out, n, broadcast, f);
     return true;
   };
   auto select = [&](auto mask) { return hn::IfThenElseZero(mask, one); };
@@ -466,85 +498,103 @@ bool WithVectorKind(Pointwise kind, Fn&& f) {
   return handled;
 }
 
-template <class T>
-bool PointwiseT(Pointwise kind, const T* const* in, T* out, int64_t begin, int64_t end, T param_) {
+template <class VK, int arity, class T>
+HWY_NOINLINE void PointwiseLoop(const T* const* in, T* out, int64_t begin, int64_t end, T param_) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const V param = hn::Set(d, param_);
-  return WithVectorKind(kind, [&](auto vk, auto functor) {
-    using F = decltype(functor);
-    Map<F::arity>(d, in, out, begin, end,
-                  [&](V a, V b, V c, V e) { return decltype(vk)::value(d, a, b, c, e, param); });
-  });
+  Map<arity>(d, in, out, begin, end, [&](V a, V b, V c, V e) { return VK::value(d, a, b, c, e, param); });
 }
 
 template <class T>
-bool PointwiseSumT(Pointwise kind, const T* const* in, int64_t begin, int64_t end, T param_,
+bool PointwiseT(Pointwise kind, const T* const* in, T* out, int64_t begin, int64_t end, T param) {
+  return WithVectorKind(kind, [&](auto vk, auto functor) {
+    PointwiseLoop<decltype(vk), decltype(functor)::arity>(in, out, begin, end, param);
+  });
+}
+
+template <class VK, int arity, class T>
+HWY_NOINLINE double PointwiseSumLoop(const T* const* in, int64_t begin, int64_t end, T param_) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const V param = hn::Set(d, param_);
+  double sum = 0;
+  for (int64_t start = begin; start < end; start += kSumBlock) {
+    const int64_t stop = start + kSumBlock < end ? start + kSumBlock : end;
+    sum += static_cast<double>(MapSum<arity>(d, in, start, stop, [&](V a, V b, V c, V e) {
+      return VK::value(d, a, b, c, e, param);
+    }));
+  }
+  return sum;
+}
+
+template <class T>
+bool PointwiseSumT(Pointwise kind, const T* const* in, int64_t begin, int64_t end, T param,
                    double* total) {
-  const hn::ScalableTag<T> d;
-  using V = hn::Vec<decltype(d)>;
-  const V param = hn::Set(d, param_);
   return WithVectorKind(kind, [&](auto vk, auto functor) {
-    using F = decltype(functor);
-    double sum = 0;
-    for (int64_t start = begin; start < end; start += kSumBlock) {
-      const int64_t stop = start + kSumBlock < end ? start + kSumBlock : end;
-      sum += static_cast<double>(MapSum<F::arity>(d, in, start, stop, [&](V a, V b, V c, V e) {
-        return decltype(vk)::value(d, a, b, c, e, param);
-      }));
-    }
-    *total = sum;
+    *total = PointwiseSumLoop<decltype(vk), decltype(functor)::arity>(in, begin, end, param);
   });
 }
 
-template <class T>
-bool PointwiseGradT(Pointwise kind, int input, const T* grad, bool grad_is_scalar, T scale_,
-                    const T* const* in, T* out, int64_t begin, int64_t end, T param_) {
+template <class VK, class F, int K, class T>
+HWY_NOINLINE void PointwiseGradLoop(const T* grad, bool grad_is_scalar, T scale_,
+                                    const T* const* in, T* out, int64_t begin, int64_t end,
+                                    T param_) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const V param = hn::Set(d, param_), scale = hn::Set(d, scale_);
+  if (grad_is_scalar) {
+    const V g = hn::Set(d, grad[0] * scale_);
+    Map<F::arity>(d, in, out, begin, end, [&](V a, V b, V c, V e) {
+      return hn::Mul(g, VK::template grad<K>(d, a, b, c, e, param));
+    });
+    return;
+  }
+  // grad[i]·scale·∂f: grad rides along as a fifth input, loaded beside the others.
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const V zero = hn::Zero(d);
+  auto load = [&](int j, int64_t i) { return j < F::arity ? hn::LoadU(d, in[j] + i) : zero; };
+  auto body = [&](V gv, V a, V b, V c, V e) {
+    return hn::Mul(hn::Mul(gv, scale), VK::template grad<K>(d, a, b, c, e, param));
+  };
+  int64_t i = begin;
+  for (; i + N <= end; i += N)
+    hn::StoreU(body(hn::LoadU(d, grad + i), load(0, i), load(1, i), load(2, i), load(3, i)), d, out + i);
+  if (kMaskedTail && i < end) {
+    const auto m = hn::FirstN(d, static_cast<size_t>(end - i));
+    auto masked = [&](int j) { return j < F::arity ? hn::MaskedLoad(m, d, in[j] + i) : zero; };
+    hn::BlendedStore(body(hn::MaskedLoad(m, d, grad + i), masked(0), masked(1), masked(2), masked(3)),
+                     m, d, out + i);
+  } else if (i < end) {
+    const int64_t count = end - i;
+    HWY_ALIGN T buffer[5][kMaxLanes<T>] = {};
+    std::memcpy(buffer[4], grad + i, count * sizeof(T));
+    for (int j = 0; j < F::arity; ++j) std::memcpy(buffer[j], in[j] + i, count * sizeof(T));
+    auto tl = [&](int j) { return j < F::arity ? hn::Load(d, buffer[j]) : zero; };
+    HWY_ALIGN T result[kMaxLanes<T>];
+    hn::Store(body(hn::Load(d, buffer[4]), tl(0), tl(1), tl(2), tl(3)), d, result);
+    std::memcpy(out + i, result, count * sizeof(T));
+  }
+}
+
+template <class T>
+bool PointwiseGradT(Pointwise kind, int input, const T* grad, bool grad_is_scalar, T scale,
+                    const T* const* in, T* out, int64_t begin, int64_t end, T param) {
   return WithVectorKind(kind, [&](auto vk, auto functor) {
     using F = decltype(functor);
     using VK = decltype(vk);
-    auto run = [&](auto kk) {
-      constexpr int K = decltype(kk)::value;
-      if (grad_is_scalar) {
-        const V g = hn::Set(d, grad[0] * scale_);
-        Map<F::arity>(d, in, out, begin, end, [&](V a, V b, V c, V e) {
-          return hn::Mul(g, VK::template grad<K>(d, a, b, c, e, param));
-        });
-        return;
-      }
-      // grad[i]·scale·∂f: grad rides along as a fifth input, loaded beside the others.
-      const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-      const V zero = hn::Zero(d);
-      auto load = [&](int j, int64_t i) { return j < F::arity ? hn::LoadU(d, in[j] + i) : zero; };
-      auto body = [&](V gv, V a, V b, V c, V e) {
-        return hn::Mul(hn::Mul(gv, scale), VK::template grad<K>(d, a, b, c, e, param));
-      };
-      int64_t i = begin;
-      for (; i + N <= end; i += N)
-        hn::StoreU(body(hn::LoadU(d, grad + i), load(0, i), load(1, i), load(2, i), load(3, i)), d, out + i);
-      if (i < end) {
-        const int64_t count = end - i;
-        HWY_ALIGN T buffer[5][kMaxLanes<T>] = {};
-        std::memcpy(buffer[4], grad + i, count * sizeof(T));
-        for (int j = 0; j < F::arity; ++j) std::memcpy(buffer[j], in[j] + i, count * sizeof(T));
-        auto tl = [&](int j) { return j < F::arity ? hn::Load(d, buffer[j]) : zero; };
-        HWY_ALIGN T result[kMaxLanes<T>];
-        hn::Store(body(hn::Load(d, buffer[4]), tl(0), tl(1), tl(2), tl(3)), d, result);
-        std::memcpy(out + i, result, count * sizeof(T));
-      }
-    };
-    if (input == 0) run(std::integral_constant<int, 0>{});
-    if constexpr (F::arity > 1) if (input == 1) run(std::integral_constant<int, 1>{});
-    if constexpr (F::arity > 2) if (input == 2) run(std::integral_constant<int, 2>{});
-    if constexpr (F::arity > 3) if (input == 3) run(std::integral_constant<int, 3>{});
+    if (input == 0) PointwiseGradLoop<VK, F, 0>(grad, grad_is_scalar, scale, in, out, begin, end, param);
+    if constexpr (F::arity > 1)
+      if (input == 1) PointwiseGradLoop<VK, F, 1>(grad, grad_is_scalar, scale, in, out, begin, end, param);
+    if constexpr (F::arity > 2)
+      if (input == 2) PointwiseGradLoop<VK, F, 2>(grad, grad_is_scalar, scale, in, out, begin, end, param);
+    if constexpr (F::arity > 3)
+      if (input == 3) PointwiseGradLoop<VK, F, 3>(grad, grad_is_scalar, scale, in, out, begin, end, param);
   });
 }
 
 template <class T>
-void ExpInPlaceT(T* v, int64_t n) {
+HWY_NOINLINE void ExpInPlaceT(T* v, int64_t n) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const T* in[1] = {v};
@@ -562,7 +612,7 @@ template <class D, class V = hn::Vec<D>>
 HWY_INLINE V RowMax(V running, V x) { return hn::IfThenElse(hn::Gt(x, running), x, running); }
 
 template <class T>
-k::RowStats<T> RowStatsT(const T* x, int64_t n, T inv_t_) {
+HWY_NOINLINE k::RowStats<T> RowStatsT(const T* x, int64_t n, T inv_t_) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -590,7 +640,7 @@ k::RowStats<T> RowStatsT(const T* x, int64_t n, T inv_t_) {
 
 // Σ e^((x - shift)·inv_t) over n elements (the logsumexp reduction's inner sum).
 template <class T>
-T ExpSumT(const T* x, int64_t n, T shift_, T inv_t_) {
+HWY_NOINLINE T ExpSumT(const T* x, int64_t n, T shift_, T inv_t_) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const V shift = hn::Set(d, shift_), inv_t = hn::Set(d, inv_t_);
@@ -599,7 +649,7 @@ T ExpSumT(const T* x, int64_t n, T shift_, T inv_t_) {
 }
 
 template <class T>
-void LogSoftmaxRowT(const T* x, T* y, int64_t n, T inv_t_) {
+HWY_NOINLINE void LogSoftmaxRowT(const T* x, T* y, int64_t n, T inv_t_) {
   const k::RowStats<T> st = RowStatsT(x, n, inv_t_);
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
@@ -612,7 +662,7 @@ void LogSoftmaxRowT(const T* x, T* y, int64_t n, T inv_t_) {
 
 // softmax: e^((x - m)/T) into y, then y·(1/Σ), the whole row one part (as the functor loop).
 template <class T>
-void SoftmaxRowT(const T* x, T* y, int64_t n, T inv_t_) {
+HWY_NOINLINE void SoftmaxRowT(const T* x, T* y, int64_t n, T inv_t_) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -625,16 +675,42 @@ void SoftmaxRowT(const T* x, T* y, int64_t n, T inv_t_) {
   for (int64_t l = 0; l < N; ++l) m = k::row_max(m, lanes[l]);
   for (; j < n; ++j) m = k::row_max(m, x[j]);
   const V shift = hn::Set(d, k::row_shift(m)), inv_t = hn::Set(d, inv_t_);
-  const T* in[1] = {x};
-  Map<1>(d, in, y, 0, n, [&](V v, V, V, V) { return VExp(d, hn::Mul(hn::Sub(v, shift), inv_t)); });
+  // e = e^((x - shift)/T) stored and summed in one pass, as the functor loop does
+  V acc = hn::Zero(d);
+  j = 0;
+  for (; j + N <= n; j += N) {
+    const V e = VExp(d, hn::Mul(hn::Sub(hn::LoadU(d, x + j), shift), inv_t));
+    hn::StoreU(e, d, y + j);
+    acc = hn::Add(acc, e);
+  }
+  if (j < n) {
+    const size_t count = static_cast<size_t>(n - j);
+    const auto mask = hn::FirstN(d, count);
+    V v;
+    HWY_ALIGN T buffer[kMaxLanes<T>] = {};
+    if (kMaskedTail) {
+      v = hn::MaskedLoad(mask, d, x + j);
+    } else {
+      std::memcpy(buffer, x + j, count * sizeof(T));
+      v = hn::Load(d, buffer);
+    }
+    const V e = hn::IfThenElseZero(mask, VExp(d, hn::Mul(hn::Sub(v, shift), inv_t)));
+    if (kMaskedTail) {
+      hn::BlendedStore(e, mask, d, y + j);
+    } else {
+      hn::Store(e, d, buffer);
+      std::memcpy(y + j, buffer, count * sizeof(T));
+    }
+    acc = hn::Add(acc, e);
+  }
+  const T s = SumLanes(d, acc);
   const T* out[1] = {y};
-  const T s = MapSum<1>(d, out, 0, n, [&](V v, V, V, V) { return v; });
   const V r = hn::Set(d, k::inverse_row_sum(s));
   Map<1>(d, out, y, 0, n, [&](V v, V, V, V) { return hn::Mul(v, r); });
 }
 
 template <class T>
-void LogSoftmaxBackwardRowT(const T* g, const T* y, T* gx, int64_t n, T inv_t_) {
+HWY_NOINLINE void LogSoftmaxBackwardRowT(const T* g, const T* y, T* gx, int64_t n, T inv_t_) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const T* gin[1] = {g};
@@ -647,7 +723,7 @@ void LogSoftmaxBackwardRowT(const T* g, const T* y, T* gx, int64_t n, T inv_t_) 
 }
 
 template <class T>
-void SoftmaxBackwardRowT(const T* g, const T* y, T* gx, int64_t n, T inv_t_) {
+HWY_NOINLINE void SoftmaxBackwardRowT(const T* g, const T* y, T* gx, int64_t n, T inv_t_) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const T* in[2] = {g, y};
@@ -660,7 +736,7 @@ void SoftmaxBackwardRowT(const T* g, const T* y, T* gx, int64_t n, T inv_t_) {
 
 // kl_logits rows: log p = (a - p_max)/T - log Σ_p, log q likewise (or -log n), as the functors.
 template <class T>
-T KlRowT(const KlRow& r) {
+HWY_NOINLINE T KlRowT(const KlRow& r) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const V p_max = hn::Set(d, T(r.p_max)), p_ls = hn::Set(d, T(r.p_log_sum));
@@ -680,7 +756,7 @@ T KlRowT(const KlRow& r) {
 }
 
 template <class T>
-void KlRowBackwardT(const KlRow& r) {
+HWY_NOINLINE void KlRowBackwardT(const KlRow& r) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const V p_max = hn::Set(d, T(r.p_max)), p_ls = hn::Set(d, T(r.p_log_sum));
@@ -715,7 +791,7 @@ void KlRowBackwardT(const KlRow& r) {
 // ---------------------------------------------------------------- optimizers
 
 template <class T>
-void AdamT(T* p, const T* g, T* m, T* v, int64_t n, const k::AdamScalars<T>& s) {
+HWY_NOINLINE void AdamT(T* p, const T* g, T* m, T* v, int64_t n, const k::AdamScalars<T>& s) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -886,6 +962,39 @@ HWY_EXPORT(AdamKernel);
 
 namespace {
 
+// The chosen target's entry of each HWY_EXPORT table, looked up once when the target is chosen:
+// a kernel call is then one indirect call (HWY_DYNAMIC_DISPATCH would ask libhwy for the
+// target's index on every call).
+decltype(&HWY_STATIC_DISPATCH(Unary)) g_Unary = nullptr;
+decltype(&HWY_STATIC_DISPATCH(Binary)) g_Binary = nullptr;
+decltype(&HWY_STATIC_DISPATCH(PointwiseKernel)) g_PointwiseKernel = nullptr;
+decltype(&HWY_STATIC_DISPATCH(PointwiseSumKernel)) g_PointwiseSumKernel = nullptr;
+decltype(&HWY_STATIC_DISPATCH(PointwiseGradKernel)) g_PointwiseGradKernel = nullptr;
+decltype(&HWY_STATIC_DISPATCH(ExpInPlace)) g_ExpInPlace = nullptr;
+decltype(&HWY_STATIC_DISPATCH(RowStatsKernel)) g_RowStatsKernel = nullptr;
+decltype(&HWY_STATIC_DISPATCH(RowKernel)) g_RowKernel = nullptr;
+decltype(&HWY_STATIC_DISPATCH(ExpSumKernel)) g_ExpSumKernel = nullptr;
+decltype(&HWY_STATIC_DISPATCH(KlRowKernel)) g_KlRowKernel = nullptr;
+decltype(&HWY_STATIC_DISPATCH(KlRowBackwardKernel)) g_KlRowBackwardKernel = nullptr;
+decltype(&HWY_STATIC_DISPATCH(AdamKernel)) g_AdamKernel = nullptr;
+
+void cache_functions() {
+  const size_t index =
+      (HWY_TARGETS & (HWY_TARGETS - 1)) == 0 ? 0 : hwy::GetChosenTarget().GetIndex();
+  g_Unary = HWY_DISPATCH_TABLE(Unary)[index];
+  g_Binary = HWY_DISPATCH_TABLE(Binary)[index];
+  g_PointwiseKernel = HWY_DISPATCH_TABLE(PointwiseKernel)[index];
+  g_PointwiseSumKernel = HWY_DISPATCH_TABLE(PointwiseSumKernel)[index];
+  g_PointwiseGradKernel = HWY_DISPATCH_TABLE(PointwiseGradKernel)[index];
+  g_ExpInPlace = HWY_DISPATCH_TABLE(ExpInPlace)[index];
+  g_RowStatsKernel = HWY_DISPATCH_TABLE(RowStatsKernel)[index];
+  g_RowKernel = HWY_DISPATCH_TABLE(RowKernel)[index];
+  g_ExpSumKernel = HWY_DISPATCH_TABLE(ExpSumKernel)[index];
+  g_KlRowKernel = HWY_DISPATCH_TABLE(KlRowKernel)[index];
+  g_KlRowBackwardKernel = HWY_DISPATCH_TABLE(KlRowBackwardKernel)[index];
+  g_AdamKernel = HWY_DISPATCH_TABLE(AdamKernel)[index];
+}
+
 // 0 until the first kernel reads TAPEGRAD_SIMD; then 1 (vector kernels) or 2 (functor loops:
 // TAPEGRAD_SIMD=none).
 std::atomic<int> g_mode{0};
@@ -896,13 +1005,14 @@ int64_t best_of(int64_t targets) { return targets & -targets; }  // lowest bit =
 void choose(int64_t target) {
   if (target == 0) {
     g_target = 0;
-    g_mode.store(2);
+    g_mode.store(2, std::memory_order_release);
     return;
   }
   hwy::SetSupportedTargetsForTest(target);
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+  cache_functions();
   g_target = target;
-  g_mode.store(1);
+  g_mode.store(1, std::memory_order_release);
 }
 
 void initialize() {
@@ -931,10 +1041,10 @@ void initialize() {
 }
 
 inline bool on() {
-  int mode = g_mode.load(std::memory_order_relaxed);
+  int mode = g_mode.load(std::memory_order_acquire);
   if (HWY_UNLIKELY(mode == 0)) {
     initialize();
-    mode = g_mode.load(std::memory_order_relaxed);
+    mode = g_mode.load(std::memory_order_acquire);
   }
   return mode == 1;
 }
@@ -970,68 +1080,68 @@ void select_target(int64_t target) {
 }
 
 bool unary(UnaryOp op, DType dtype, const void* x, void* y, int64_t n, double a, double b) {
-  return on() && floating(dtype) && HWY_DYNAMIC_DISPATCH(Unary)(op, dtype, x, y, n, a, b);
+  return on() && floating(dtype) && g_Unary(op, dtype, x, y, n, a, b);
 }
 
 bool binary(BinaryOp op, DType dtype, const void* a, const void* b, void* out, int64_t n,
             int broadcast) {
-  return on() && floating(dtype) && HWY_DYNAMIC_DISPATCH(Binary)(op, dtype, a, b, out, n, broadcast);
+  return on() && floating(dtype) && g_Binary(op, dtype, a, b, out, n, broadcast);
 }
 
 bool pointwise(Backend::Pointwise kind, DType dtype, const void* const* inputs, void* out,
                int64_t begin, int64_t end, double param) {
   return on() && floating(dtype) &&
-         HWY_DYNAMIC_DISPATCH(PointwiseKernel)(kind, dtype, inputs, out, begin, end, param);
+         g_PointwiseKernel(kind, dtype, inputs, out, begin, end, param);
 }
 
 bool pointwise_sum(Backend::Pointwise kind, DType dtype, const void* const* inputs,
                    int64_t begin, int64_t end, double param, double* total) {
   return on() && floating(dtype) &&
-         HWY_DYNAMIC_DISPATCH(PointwiseSumKernel)(kind, dtype, inputs, begin, end, param, total);
+         g_PointwiseSumKernel(kind, dtype, inputs, begin, end, param, total);
 }
 
 bool pointwise_grad(Backend::Pointwise kind, DType dtype, int input, const void* grad,
                     bool grad_is_scalar, double scale, const void* const* inputs, void* out,
                     int64_t begin, int64_t end, double param) {
   return on() && floating(dtype) &&
-         HWY_DYNAMIC_DISPATCH(PointwiseGradKernel)(kind, dtype, input, grad, grad_is_scalar, scale,
+         g_PointwiseGradKernel(kind, dtype, input, grad, grad_is_scalar, scale,
                                                    inputs, out, begin, end, param);
 }
 
 bool exp_in_place(DType dtype, void* v, int64_t n) {
   if (!on() || !floating(dtype)) return false;
-  HWY_DYNAMIC_DISPATCH(ExpInPlace)(dtype, v, n);
+  g_ExpInPlace(dtype, v, n);
   return true;
 }
 
 bool row_stats(DType dtype, const void* x, int64_t n, double inv_t, double* max, double* log_sum) {
   if (!on() || !floating(dtype)) return false;
-  HWY_DYNAMIC_DISPATCH(RowStatsKernel)(dtype, x, n, inv_t, max, log_sum);
+  g_RowStatsKernel(dtype, x, n, inv_t, max, log_sum);
   return true;
 }
 
 bool exp_sum(DType dtype, const void* x, int64_t n, double shift, double inv_t, double* sum) {
   if (!on() || !floating(dtype)) return false;
-  *sum = HWY_DYNAMIC_DISPATCH(ExpSumKernel)(dtype, x, n, shift, inv_t);
+  *sum = g_ExpSumKernel(dtype, x, n, shift, inv_t);
   return true;
 }
 
 bool kl_row(DType dtype, const KlRow& row, double* total) {
   if (!on() || !floating(dtype)) return false;
-  *total = HWY_DYNAMIC_DISPATCH(KlRowKernel)(dtype, row);
+  *total = g_KlRowKernel(dtype, row);
   return true;
 }
 
 bool kl_row_backward(DType dtype, const KlRow& row) {
   if (!on() || !floating(dtype)) return false;
-  HWY_DYNAMIC_DISPATCH(KlRowBackwardKernel)(dtype, row);
+  g_KlRowBackwardKernel(dtype, row);
   return true;
 }
 
 static bool row(int kind, DType dtype, const void* a, const void* b, void* out, int64_t n,
                 double inv_t) {
   if (!on() || !floating(dtype)) return false;
-  HWY_DYNAMIC_DISPATCH(RowKernel)(kind, dtype, a, b, out, n, inv_t);
+  g_RowKernel(kind, dtype, a, b, out, n, inv_t);
   return true;
 }
 
@@ -1053,7 +1163,7 @@ bool softmax_backward_row(DType dtype, const void* grad_y, const void* y, void* 
 bool adam(DType dtype, void* param, const void* grad, void* exp_avg, void* exp_avg_sq, int64_t n,
           const AdamStep& step) {
   if (!on() || !floating(dtype)) return false;
-  HWY_DYNAMIC_DISPATCH(AdamKernel)(dtype, param, grad, exp_avg, exp_avg_sq, n, step);
+  g_AdamKernel(dtype, param, grad, exp_avg, exp_avg_sq, n, step);
   return true;
 }
 
