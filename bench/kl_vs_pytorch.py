@@ -49,7 +49,10 @@ def run_tapegrad(binary, min_time, repetitions):
         name, rows, classes = entry["run_name"].split("/")
         scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[entry["time_unit"]]
         times[(name, int(rows), int(classes))] = entry["real_time"] * scale
-        times[("bytes", name, int(rows), int(classes))] = entry.get("bytes_per_second", 0.0)
+        # Google Benchmark's bytes_per_second divides by the calling thread's CPU time; divide by
+        # the wall time instead (the threads' work counts once)
+        bytes_per_iteration = entry.get("bytes_per_second", 0.0) * entry["cpu_time"] * scale
+        times[("bytes", name, int(rows), int(classes))] = bytes_per_iteration / (entry["real_time"] * scale)
     return times
 
 
