@@ -1,5 +1,6 @@
 // src/cpu/cpu_backend.h — the CPU implementation of the Backend interface: OpenBLAS for gemm,
-// plain loops for everything else (vectorised by the compiler, see vector_math.h).
+// Highway vector kernels (simd.h) or the functor loops for everything else, big kernels split
+// over threads (thread_pool.h).
 #pragma once
 
 #include "tapegrad/backend.h"

@@ -6,8 +6,9 @@
 //
 // Two families:
 //   - Pointwise functors: value(a, b, c, d, param) and grad<k>(a, b, c, d, param) = ∂value/∂k.
-//     Unused inputs are passed as 0. Every function is branch-free apart from selects, so the
-//     CPU loops vectorise (the calls to exp/log/log1p/expm1 go to libmvec, see vector_math.h).
+//     Unused inputs are passed as 0. Every function is branch-free apart from selects. The CPU
+//     runs each kind through its vector twin in src/cpu/simd_kernels.cpp (same operations, same
+//     order), which tests/test_simd.cpp checks against these functors.
 //   - Softmax-row helpers: the per-element steps of the row algorithms (max, Σ, then one
 //     formula per element), written once here and used by both the CPU rows and CUDA blocks.
 //
