@@ -145,7 +145,8 @@ TEST_CASE("simd: unary kernels match their functors on every target", "[simd]") 
                          UnaryOp::sqrt, UnaryOp::abs, UnaryOp::sign, UnaryOp::tanh,
                          UnaryOp::sigmoid, UnaryOp::relu, UnaryOp::square, UnaryOp::reciprocal,
                          UnaryOp::add_scalar, UnaryOp::mul_scalar, UnaryOp::rsub_scalar,
-                         UnaryOp::pow_scalar, UnaryOp::clamp, UnaryOp::in_range};
+                         UnaryOp::pow_scalar, UnaryOp::clamp, UnaryOp::in_range,
+                         UnaryOp::isfinite, UnaryOp::isnan};
   for (DType dtype : kDtypes)
     for (auto [low, high] : {std::pair{-3.0, 3.0}, std::pair{-100.0, 100.0}, std::pair{-1.0, 0.0}}) {
       const std::vector<char> x = bytes_of(dtype, inputs(low, high, 1000, 1));
