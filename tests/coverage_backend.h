@@ -176,13 +176,16 @@ inline std::set<std::string> expected_coverage() {
       "cross_entropy_backward, labels", "cross_entropy_backward, probabilities",
       "cross_entropy_backward, grad_target", "pointwise_backward, gradient of a sum",
       "pointwise_backward, gradient per element",
+      "im2col, strided", "im2col, dilated", "im2col, padded",
+      "col2im, overlapping windows", "col2im, padded", "max_pool2d_index, padded",
   };
   for (const char* dtype : {"f32", "f64"}) {
     const std::string t = std::string(" ") + dtype;
     for (const char* kernel : {"fill", "copy_strided", "where", "check_temperatures", "reduce",
                                "argmax", "adam_step", "sgd_step", "gemm", "gather", "scatter_add",
                                "one_hot", "kl_logits", "kl_logits_backward", "cross_entropy",
-                               "cross_entropy_backward"})
+                               "cross_entropy_backward", "im2col", "col2im",
+                               "max_pool2d_index"})
       all.insert(kernel + t);
     for (UnaryOp op : every<UnaryOp>()) all.insert(std::string("unary ") + kind_name(op) + t);
     for (BinaryOp op : every<BinaryOp>()) all.insert(std::string("binary ") + kind_name(op) + t);
@@ -344,6 +347,24 @@ class CoverageBackend final : public Backend {
   void one_hot(DType t, const int64_t* i, void* o, int64_t rows, int64_t classes) override {
     note("one_hot", t);
     inner_.one_hot(t, i, o, rows, classes);
+  }
+  void im2col(DType t, const void* x, void* c, const Window2d& w) override {
+    note("im2col", t);
+    if (w.stride_h * w.stride_w > 1) note("im2col, strided");
+    if (w.dilation_h * w.dilation_w > 1) note("im2col, dilated");
+    if (w.pad_h + w.pad_w > 0) note("im2col, padded");
+    inner_.im2col(t, x, c, w);
+  }
+  void col2im(DType t, const void* c, void* x, const Window2d& w) override {
+    note("col2im", t);
+    if (w.kernel_h * w.kernel_w > w.stride_h * w.stride_w) note("col2im, overlapping windows");
+    if (w.pad_h + w.pad_w > 0) note("col2im, padded");
+    inner_.col2im(t, c, x, w);
+  }
+  void max_pool2d_index(DType t, const void* x, int64_t* i, const Window2d& w) override {
+    note("max_pool2d_index", t);
+    if (w.pad_h + w.pad_w > 0) note("max_pool2d_index, padded");
+    inner_.max_pool2d_index(t, x, i, w);
   }
   void pointwise(Pointwise k, DType t, const PointwiseInputs& in, void* o, int64_t n, double p,
                  bool sum, double scale) override {

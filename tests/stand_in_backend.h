@@ -71,6 +71,11 @@ class StandInBackend final : public Backend {
   void one_hot(DType t, const int64_t* i, void* o, int64_t rows, int64_t classes) override {
     cpu.one_hot(t, i, o, rows, classes);
   }
+  void im2col(DType t, const void* x, void* c, const Window2d& w) override { cpu.im2col(t, x, c, w); }
+  void col2im(DType t, const void* c, void* x, const Window2d& w) override { cpu.col2im(t, c, x, w); }
+  void max_pool2d_index(DType t, const void* x, int64_t* i, const Window2d& w) override {
+    cpu.max_pool2d_index(t, x, i, w);
+  }
   // --- fused primitives (functional.h) ---
   void pointwise(Pointwise k, DType t, const PointwiseInputs& in, void* o, int64_t n, double p,
                  bool sum, double scale) override { cpu.pointwise(k, t, in, o, n, p, sum, scale); }

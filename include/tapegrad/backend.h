@@ -116,6 +116,19 @@ struct BroadcastLayout {
   int inputs = 0;
 };
 
+// A 2-D sliding window over a batch of images [batch, channels, height, width] (NCHW): the
+// geometry conv2d and the pools share. Output position (oy, ox) and window offset (i, j) read the
+// input pixel at
+//   y = oy·stride_h - pad_h + i·dilation_h,   x = ox·stride_w - pad_w + j·dilation_w,
+// outside the image where y ∉ [0, height) or x ∉ [0, width). The output sizes are
+//   out_h = (height + 2·pad_h - dilation_h·(kernel_h - 1) - 1) / stride_h + 1 (and alike out_w).
+struct Window2d {
+  int64_t batch = 1, channels = 1, height = 1, width = 1;
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  int64_t out_h = 1, out_w = 1;
+};
+
 // Counters of a backend's caching allocator.
 struct MemoryStats {
   size_t bytes_in_use = 0;       // held by live tensors
@@ -242,6 +255,24 @@ class Backend {
   // out[r, c] = (index[r] == c), for r < rows, c < classes   index: [rows] i64
   virtual void one_hot(DType dtype, const int64_t* index, void* out, int64_t rows,
                        int64_t classes) = 0;
+
+  // --- sliding windows (conv2d, the pools; src/ops/conv.cpp) ---
+  // Unfolds every window into a column, with the batch folded into the columns so that a
+  // convolution is one gemm (weight [out, channels·kernel_h·kernel_w] · columns):
+  //   columns[(c·kernel_h + i)·kernel_w + j, (b·out_h + oy)·out_w + ox] = x[b, c, y, x] (Window2d),
+  //   or 0 where (y, x) lies outside the image (zero padding).
+  //   x: [batch, channels, height, width]   columns: [channels·kernel_h·kernel_w, batch·out_h·out_w]
+  virtual void im2col(DType dtype, const void* x, void* columns, const Window2d& window) = 0;
+  // The adjoint of im2col: every column entry is added back onto the pixel it was read from;
+  // entries that fell outside the image are dropped. x is overwritten (not accumulated into).
+  //   columns: [channels·kernel_h·kernel_w, batch·out_h·out_w]   x: [batch, channels, height, width]
+  virtual void col2im(DType dtype, const void* columns, void* x, const Window2d& window) = 0;
+  // index[b, c, oy, ox] = y·width + x of the first largest pixel of the window (NaN counts as
+  // largest), read in row-major window order; pixels outside the image are never chosen. Every
+  // window must hold at least one pixel of the image (pad ≤ kernel / 2, as PyTorch requires).
+  //   x: [batch, channels, height, width]   index: [batch, channels, out_h, out_w] i64
+  virtual void max_pool2d_index(DType dtype, const void* x, int64_t* index,
+                                const Window2d& window) = 0;
 
   // --- fused primitives (functional.h) ---
   // Each primitive of functional.h has a forward and a backward kernel that make one or two

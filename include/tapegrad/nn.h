@@ -222,6 +222,109 @@ class Embedding : public Module {
   Tensor weight;                       // [num_embeddings, embedding_dim]
 };
 
+// torch.nn.Conv2d: conv2d(x, weight, bias, stride, padding, dilation, groups) (ops.h), with
+// PyTorch's default initialisation: weight [out, in/groups, kh, kw] ~ kaiming_uniform(a = √5) =
+// U(-1/√fan_in, 1/√fan_in) and bias [out] ~ U(-1/√fan_in, 1/√fan_in), fan_in = in/groups·kh·kw;
+// the weight is drawn before the bias.                      [N, in, H, W] -> [N, out, oh, ow]
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, Size2d kernel, Generator& generator,
+         Size2d stride = 1, Size2d padding = 0, Size2d dilation = 1, int64_t groups = 1,
+         bool bias = true, DType dtype = DType::f32, Device device = Device::cpu_device());
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override;
+
+  int64_t in_channels, out_channels;
+  Size2d kernel, stride, padding, dilation;
+  int64_t groups;
+  Tensor weight;  // [out, in/groups, kh, kw]
+  Tensor bias;    // [out], undefined when built without bias
+};
+
+// torch.nn.MaxPool2d and AvgPool2d (ops.h's max_pool2d, avg_pool2d); stride 0 = the kernel size.
+// No parameters.
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(Size2d kernel, Size2d stride = 0, Size2d padding = 0, Size2d dilation = 1)
+      : kernel(kernel), stride(stride), padding(padding), dilation(dilation) {}
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override;
+  Size2d kernel, stride, padding, dilation;
+};
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(Size2d kernel, Size2d stride = 0, Size2d padding = 0)
+      : kernel(kernel), stride(stride), padding(padding) {}
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override;
+  Size2d kernel, stride, padding;
+};
+
+// torch.nn.BatchNorm1d / BatchNorm2d (ops.h's batch_norm): weight [C] = 1 and bias [C] = 0 when
+// `affine`; buffers running_mean [C] = 0 and running_var [C] = 1 when `track_running_stats`,
+// saved in the state dict (and so in checkpoints). In training mode the batch's statistics
+// normalise and update the running ones; in eval mode the running ones normalise (a module
+// without them uses the batch's in both modes, as PyTorch). PyTorch's num_batches_tracked buffer
+// is not kept: it only matters for momentum = None (a cumulative average), which is not offered.
+class BatchNorm : public Module {
+ public:
+  BatchNorm(int64_t num_features, double eps, double momentum, bool affine,
+            bool track_running_stats, DType dtype, Device device);
+  Tensor forward(const Tensor& input) override;
+
+  int64_t num_features;
+  double eps, momentum;
+  Tensor weight, bias;                 // [C], undefined unless affine
+  Tensor running_mean, running_var;    // [C], undefined unless track_running_stats
+
+ protected:
+  virtual void check_input(const Tensor& input) const = 0;
+};
+// Input [N, C] or [N, C, L].
+class BatchNorm1d : public BatchNorm {
+ public:
+  explicit BatchNorm1d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
+                       bool affine = true, bool track_running_stats = true,
+                       DType dtype = DType::f32, Device device = Device::cpu_device())
+      : BatchNorm(num_features, eps, momentum, affine, track_running_stats, dtype, device) {}
+  std::string type_name() const override;
+
+ protected:
+  void check_input(const Tensor& input) const override;
+};
+// Input [N, C, H, W].
+class BatchNorm2d : public BatchNorm {
+ public:
+  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
+                       bool affine = true, bool track_running_stats = true,
+                       DType dtype = DType::f32, Device device = Device::cpu_device())
+      : BatchNorm(num_features, eps, momentum, affine, track_running_stats, dtype, device) {}
+  std::string type_name() const override;
+
+ protected:
+  void check_input(const Tensor& input) const override;
+};
+
+// torch.nn.LayerNorm (ops.h's layer_norm) over the last axes, which must equal normalized_shape;
+// weight = 1 and bias = 0 of that shape when elementwise_affine. The same in train and eval.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true,
+                     DType dtype = DType::f32, Device device = Device::cpu_device());
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override;
+  Shape normalized_shape;
+  double eps;
+  Tensor weight, bias;
+};
+
+// torch.nn.Flatten() (start_dim 1): [N, ...] -> [N, rest]. No parameters.
+class Flatten : public Module {
+ public:
+  Tensor forward(const Tensor& input) override { return flatten(input); }
+  std::string type_name() const override { return "Flatten"; }
+};
+
 // Runs its children in order, each on the previous one's output. Children are named "0", "1", ...
 class Sequential : public Module {
  public:
@@ -262,6 +365,12 @@ Tensor& constant_(Tensor& tensor, double value);
 Tensor& kaiming_uniform_(Tensor& tensor, Generator& generator, double a = 0.0);
 // U(-bound, bound) with bound = gain * √(6 / (fan_in + fan_out)).
 Tensor& xavier_uniform_(Tensor& tensor, Generator& generator, double gain = 1.0);
+// torch.nn.init.kaiming_normal_ (mode fan_in, or fan_out when `fan_out_mode`; nonlinearity
+// leaky_relu with slope a, a = 0 being ReLU): N(0, std²), std = gain / √fan, gain = √(2 / (1 + a²)).
+Tensor& kaiming_normal_(Tensor& tensor, Generator& generator, double a = 0.0,
+                        bool fan_out_mode = false);
+// torch.nn.init.xavier_normal_: N(0, std²), std = gain * √(2 / (fan_in + fan_out)).
+Tensor& xavier_normal_(Tensor& tensor, Generator& generator, double gain = 1.0);
 // torch.nn.init.orthogonal_: the weight viewed as a [rows = size(0), cols = numel / rows] matrix
 // becomes gain times a (semi-)orthogonal matrix: W·Wᵀ = gain²·I when rows ≤ cols, Wᵀ·W = gain²·I
 // when rows ≥ cols. As in PyTorch it is the Q factor of the QR decomposition (with R's diagonal

@@ -145,6 +145,48 @@ Tensor expand(const Tensor& x, const Shape& shape);
 Tensor embedding(const Tensor& index, const Tensor& weight,
                  std::optional<int64_t> padding_idx = std::nullopt);
 
+// ---------------------------------------------------------------- convolution and pooling
+// Images are NCHW: [batch, channels, height, width]. A size or step given as one number applies
+// to both axes; {h, w} gives each its own. Output sizes follow PyTorch (floor mode):
+//   out = (in + 2·padding - dilation·(kernel - 1) - 1) / stride + 1.
+struct Size2d {
+  int64_t h, w;
+  Size2d(int64_t both) : h(both), w(both) {}  // NOLINT: implicit, so conv2d(x, w, b, 2) reads well
+  Size2d(int64_t h, int64_t w) : h(h), w(w) {}
+};
+// torch.nn.functional.conv2d (cross-correlation, as every framework computes it):
+//   y[b, o, oy, ox] = bias[o] + Σ_{c, i, j} weight[o, c, i, j] · x[b, g·C/G + c, y, x]
+// with g = o / (O/G) the group of o, (y, x) as in Window2d (zero padding).
+//   x: [N, C, H, W]   weight: [O, C/groups, kh, kw]   bias: [O] or undefined   ->  [N, O, oh, ow]
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              Size2d stride = 1, Size2d padding = 0, Size2d dilation = 1, int64_t groups = 1);
+// torch.nn.functional.max_pool2d: the largest pixel of each window (padding counts as -inf; the
+// gradient goes to the first largest, as PyTorch's). stride defaults to the kernel size (0 = that).
+// padding ≤ kernel / 2.                                  x: [N, C, H, W]   ->  [N, C, oh, ow]
+Tensor max_pool2d(const Tensor& x, Size2d kernel, Size2d stride = 0, Size2d padding = 0,
+                  Size2d dilation = 1);
+// torch.nn.functional.avg_pool2d with count_include_pad = true (its default): each window's sum
+// divided by kh·kw, padding counting as zeros. padding ≤ kernel / 2.
+Tensor avg_pool2d(const Tensor& x, Size2d kernel, Size2d stride = 0, Size2d padding = 0);
+
+// ---------------------------------------------------------------- normalisation
+// torch.nn.functional.batch_norm over [N, C] or [N, C, *] (statistics per channel C over every
+// other axis): y = (x - mean) / √(var + eps) · weight + bias, with weight and bias [C] (either
+// may be undefined: 1 and 0).
+//   training: mean and var (biased) are the batch's, and the running statistics (when defined,
+//             [C] each) are updated in place, outside the tape:
+//               running_mean ← (1 - momentum)·running_mean + momentum·mean
+//               running_var  ← (1 - momentum)·running_var  + momentum·var·n/(n - 1)   (unbiased)
+//             with n = N·Π(*) the elements per channel (n > 1 required, as PyTorch).
+//   eval:     mean and var are running_mean and running_var (which must be defined).
+Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum = 0.1, double eps = 1e-5);
+// torch.nn.functional.layer_norm: each sample normalised over its last `normalized_shape.rank()`
+// axes (which must equal normalized_shape): y = (x - mean) / √(var + eps) · weight + bias, var
+// biased; weight and bias have shape normalized_shape (either may be undefined).
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+
 // ---------------------------------------------------------------- operators
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

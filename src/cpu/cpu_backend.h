@@ -61,6 +61,12 @@ class CpuBackend final : public Backend {
   void one_hot(DType dtype, const int64_t* index, void* out, int64_t rows,
                int64_t classes) override;
 
+  // --- sliding windows: src/cpu/cpu_window.cpp ---
+  void im2col(DType dtype, const void* x, void* columns, const Window2d& window) override;
+  void col2im(DType dtype, const void* columns, void* x, const Window2d& window) override;
+  void max_pool2d_index(DType dtype, const void* x, int64_t* index,
+                        const Window2d& window) override;
+
   // --- fused primitives (functional.h): src/cpu/cpu_fused.cpp ---
   void pointwise(Pointwise kind, DType dtype, const PointwiseInputs& inputs, void* out, int64_t n,
                  double param, bool sum, double scale) override;

@@ -65,6 +65,17 @@ Tensor& xavier_uniform_(Tensor& tensor, Generator& generator, double gain) {
   return uniform_(tensor, -bound, bound, generator);
 }
 
+Tensor& kaiming_normal_(Tensor& tensor, Generator& generator, double a, bool fan_out_mode) {
+  double gain = std::sqrt(2.0 / (1.0 + a * a));
+  double fan = static_cast<double>(fan_out_mode ? fan_out(tensor) : fan_in(tensor));
+  return normal_(tensor, 0.0, gain / std::sqrt(fan), generator);
+}
+
+Tensor& xavier_normal_(Tensor& tensor, Generator& generator, double gain) {
+  double stddev = gain * std::sqrt(2.0 / static_cast<double>(fan_in(tensor) + fan_out(tensor)));
+  return normal_(tensor, 0.0, stddev, generator);
+}
+
 // Gram-Schmidt on the columns of A (m × n, m ≥ n) gives the Q of A = Q·R with R's diagonal
 // positive (each column is divided by its own positive norm) — the Q PyTorch obtains from
 // linalg.qr after flipping signs by sign(diag R). Each column is orthogonalised twice against

@@ -31,6 +31,118 @@ std::string Linear::type_name() const {
          (bias.defined() ? "" : ", no bias") + ")";
 }
 
+// ---------------------------------------------------------------- Conv2d, pools
+
+namespace {
+std::string size_text(Size2d s) {
+  return s.h == s.w ? std::to_string(s.h) : std::to_string(s.h) + "x" + std::to_string(s.w);
+}
+}  // namespace
+
+Conv2d::Conv2d(int64_t in, int64_t out, Size2d kernel, Generator& generator, Size2d stride,
+               Size2d padding, Size2d dilation, int64_t groups, bool with_bias, DType dtype,
+               Device device)
+    : in_channels(in), out_channels(out), kernel(kernel), stride(stride), padding(padding),
+      dilation(dilation), groups(groups) {
+  check(in > 0 && out > 0 && kernel.h > 0 && kernel.w > 0, "Conv2d",
+        "channels and kernel sizes must be positive, got in ", in, ", out ", out, ", kernel ",
+        size_text(kernel));
+  check(groups >= 1 && in % groups == 0 && out % groups == 0, "Conv2d", "channels in (", in,
+        ") and out (", out, ") must be divisible by groups = ", groups);
+  weight = register_parameter("weight", empty({out, in / groups, kernel.h, kernel.w}, dtype, device));
+  init::kaiming_uniform_(weight, generator, std::sqrt(5.0));
+  if (with_bias) {
+    double bound = 1.0 / std::sqrt(static_cast<double>(init::fan_in(weight)));
+    bias = register_parameter("bias", empty({out}, dtype, device));
+    init::uniform_(bias, -bound, bound, generator);
+  }
+}
+
+Tensor Conv2d::forward(const Tensor& input) {
+  return conv2d(input, weight, bias, stride, padding, dilation, groups);
+}
+
+std::string Conv2d::type_name() const {
+  std::string name = "Conv2d(" + std::to_string(in_channels) + " -> " +
+                     std::to_string(out_channels) + ", kernel " + size_text(kernel);
+  if (stride.h != 1 || stride.w != 1) name += ", stride " + size_text(stride);
+  if (padding.h != 0 || padding.w != 0) name += ", padding " + size_text(padding);
+  if (dilation.h != 1 || dilation.w != 1) name += ", dilation " + size_text(dilation);
+  if (groups != 1) name += ", groups " + std::to_string(groups);
+  return name + (bias.defined() ? ")" : ", no bias)");
+}
+
+Tensor MaxPool2d::forward(const Tensor& input) {
+  return max_pool2d(input, kernel, stride, padding, dilation);
+}
+std::string MaxPool2d::type_name() const { return "MaxPool2d(" + size_text(kernel) + ")"; }
+
+Tensor AvgPool2d::forward(const Tensor& input) {
+  return avg_pool2d(input, kernel, stride, padding);
+}
+std::string AvgPool2d::type_name() const { return "AvgPool2d(" + size_text(kernel) + ")"; }
+
+// ---------------------------------------------------------------- normalisation
+
+BatchNorm::BatchNorm(int64_t features, double eps, double momentum, bool affine,
+                     bool track_running_stats, DType dtype, Device device)
+    : num_features(features), eps(eps), momentum(momentum) {
+  check(features > 0, "BatchNorm", "num_features must be positive, got ", features);
+  if (affine) {
+    weight = register_parameter("weight", ones({features}, dtype, device));
+    bias = register_parameter("bias", zeros({features}, dtype, device));
+  }
+  if (track_running_stats) {
+    running_mean = register_buffer("running_mean", zeros({features}, dtype, device));
+    running_var = register_buffer("running_var", ones({features}, dtype, device));
+  }
+}
+
+Tensor BatchNorm::forward(const Tensor& input) {
+  check_input(input);
+  // Without running statistics the batch's are used in eval mode too (PyTorch's rule).
+  bool use_batch_statistics = is_training() || !running_mean.defined();
+  return batch_norm(input, running_mean, running_var, weight, bias, use_batch_statistics,
+                    momentum, eps);
+}
+
+void BatchNorm1d::check_input(const Tensor& input) const {
+  check(input.defined() && (input.dim() == 2 || input.dim() == 3) && input.size(1) == num_features,
+        "BatchNorm1d", "expected [N, ", num_features, "] or [N, ", num_features, ", L], got ",
+        input.defined() ? input.shape() : Shape{});
+}
+std::string BatchNorm1d::type_name() const {
+  return "BatchNorm1d(" + std::to_string(num_features) + ")";
+}
+
+void BatchNorm2d::check_input(const Tensor& input) const {
+  check(input.defined() && input.dim() == 4 && input.size(1) == num_features, "BatchNorm2d",
+        "expected [N, ", num_features, ", H, W], got ", input.defined() ? input.shape() : Shape{});
+}
+std::string BatchNorm2d::type_name() const {
+  return "BatchNorm2d(" + std::to_string(num_features) + ")";
+}
+
+LayerNorm::LayerNorm(Shape shape, double eps, bool affine, DType dtype, Device device)
+    : normalized_shape(std::move(shape)), eps(eps) {
+  check(normalized_shape.rank() >= 1 && normalized_shape.numel() > 0, "LayerNorm",
+        "normalized_shape must be non-empty, got ", normalized_shape);
+  if (affine) {
+    weight = register_parameter("weight", ones(normalized_shape, dtype, device));
+    bias = register_parameter("bias", zeros(normalized_shape, dtype, device));
+  }
+}
+
+Tensor LayerNorm::forward(const Tensor& input) {
+  return layer_norm(input, normalized_shape, weight, bias, eps);
+}
+
+std::string LayerNorm::type_name() const {
+  std::ostringstream name;
+  name << "LayerNorm(" << normalized_shape << ")";
+  return name.str();
+}
+
 // ---------------------------------------------------------------- activations
 
 const char* activation_name(Activation activation) {

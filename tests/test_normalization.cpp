@@ -1,0 +1,256 @@
+// tests/test_normalization.cpp — batch_norm and layer_norm: values against float64 formulas and
+// PyTorch's numbers, the running statistics after a training step, eval mode using them,
+// gradcheck and gradgradcheck in both modes, the BatchNorm / LayerNorm modules, train()/eval()
+// switching dropout and batch norm together, and buffers round-tripping through state dicts
+// and checkpoint files.
+#include <cmath>
+
+#include "file_helpers.h"
+#include "helpers.h"
+
+using namespace tg;
+using tgtest::random_input;
+using tgtest::require_error;
+using tgtest::require_values;
+
+using Inputs = std::vector<Tensor>;
+
+namespace {
+
+// Per channel c of x viewed as [N, C, S]: the mean and the biased variance.
+struct ChannelStats {
+  std::vector<double> mean, var;
+};
+ChannelStats channel_stats(const Tensor& x) {
+  const int64_t n = x.size(0), c = x.size(1), s = x.numel() / (n * c);
+  std::vector<double> v = x.to_vector();
+  ChannelStats st{std::vector<double>(c, 0), std::vector<double>(c, 0)};
+  for (int64_t ch = 0; ch < c; ++ch) {
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t k = 0; k < s; ++k) st.mean[ch] += v[(b * c + ch) * s + k];
+    st.mean[ch] /= double(n * s);
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t k = 0; k < s; ++k) {
+        double d = v[(b * c + ch) * s + k] - st.mean[ch];
+        st.var[ch] += d * d;
+      }
+    st.var[ch] /= double(n * s);
+  }
+  return st;
+}
+
+std::vector<double> normalized(const Tensor& x, const std::vector<double>& mean,
+                               const std::vector<double>& var, const std::vector<double>& w,
+                               const std::vector<double>& b, double eps) {
+  const int64_t n = x.size(0), c = x.size(1), s = x.numel() / (n * c);
+  std::vector<double> v = x.to_vector(), y(v.size());
+  for (int64_t bi = 0; bi < n; ++bi)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t k = 0; k < s; ++k) {
+        int64_t i = (bi * c + ch) * s + k;
+        y[i] = (v[i] - mean[ch]) / std::sqrt(var[ch] + eps) * w[ch] + b[ch];
+      }
+  return y;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- batch_norm
+
+TEST_CASE("batch_norm in training mode normalises with the batch's statistics and updates the "
+          "running ones (unbiased variance, momentum)",
+          "[norm]") {
+  for (Shape shape : {Shape{4, 3, 5, 2}, Shape{6, 3}, Shape{2, 3, 7}}) {
+    Tensor x = random_input(shape, 1, -2, 3).set_requires_grad(false);
+    Tensor w = random_input({3}, 2), b = random_input({3}, 3);
+    Tensor rm = tensor({0.5, -1, 2}, DType::f64), rv = tensor({1, 2, 0.5}, DType::f64);
+    ChannelStats st = channel_stats(x);
+    Tensor y = batch_norm(x, rm, rv, w, b, true, 0.2, 1e-3);
+    INFO("shape " << shape);
+    require_values(y, normalized(x, st.mean, st.var, w.to_vector(), b.to_vector(), 1e-3), 1e-12);
+    const double n = double(x.numel() / 3);
+    std::vector<double> want_mean, want_var;
+    for (int c = 0; c < 3; ++c) {
+      want_mean.push_back(0.8 * std::vector<double>{0.5, -1, 2}[c] + 0.2 * st.mean[c]);
+      want_var.push_back(0.8 * std::vector<double>{1, 2, 0.5}[c] + 0.2 * st.var[c] * n / (n - 1));
+    }
+    require_values(rm, want_mean, 1e-12);
+    require_values(rv, want_var, 1e-12);
+    // eval mode normalises with the running statistics and leaves them alone
+    Tensor z = batch_norm(x, rm, rv, w, b, false, 0.2, 1e-3);
+    require_values(z, normalized(x, want_mean, want_var, w.to_vector(), b.to_vector(), 1e-3),
+                   1e-12);
+    require_values(rm, want_mean, 1e-12);
+  }
+}
+
+TEST_CASE("batch_norm matches PyTorch's numbers", "[norm]") {
+  // torch.nn.BatchNorm1d(2) (momentum 0.1, eps 1e-5) on x = [[1, 2], [3, 5], [4, 11]] in
+  // training mode, then its running statistics: recorded from PyTorch 1.13.
+  nn::BatchNorm1d bn(2);
+  Tensor y = bn(tensor({1, 2, 3, 5, 4, 11}, {3, 2}));
+  require_values(y, {-1.3363, -1.0690, 0.2673, -0.2673, 1.0690, 1.3363}, 1e-4);
+  require_values(bn.running_mean, {0.2667, 0.6000}, 1e-4);
+  require_values(bn.running_var, {1.1333, 3.0000}, 1e-4);
+}
+
+TEST_CASE("batch_norm passes gradcheck and gradgradcheck in training and eval mode", "[norm]") {
+  Tensor x = random_input({3, 2, 2, 3}, 5);
+  Tensor w = random_input({2}, 6, 0.5, 2), b = random_input({2}, 7);
+  auto train = [](const Inputs& in) {
+    return batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true);
+  };
+  REQUIRE_GRADCHECK(train, {x, w, b});
+  REQUIRE_GRADGRADCHECK(train, {x, w, b});
+  Tensor rm = tensor({0.1, -0.2}, DType::f64), rv = tensor({0.7, 1.3}, DType::f64);
+  auto eval = [rm, rv](const Inputs& in) {
+    return batch_norm(in[0], rm, rv, in[1], in[2], false);
+  };
+  REQUIRE_GRADCHECK(eval, {x, w, b});
+  REQUIRE_GRADGRADCHECK(eval, {x, w, b});
+  // [N, C] input, no affine parameters, a nonlinearity after it
+  auto plain = [](const Inputs& in) {
+    return tanh(batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true));
+  };
+  REQUIRE_GRADCHECK(plain, {random_input({5, 3}, 8)});
+  REQUIRE_GRADGRADCHECK(plain, {random_input({5, 3}, 9)});
+}
+
+TEST_CASE("batch_norm rejects bad shapes with the op's name", "[norm]") {
+  Tensor x = zeros({4, 3, 2, 2});
+  require_error([&] { batch_norm(zeros({4}), Tensor(), Tensor(), Tensor(), Tensor(), true); },
+                {"batch_norm", "[N, C]"});
+  require_error([&] { batch_norm(x, Tensor(), Tensor(), zeros({4}), Tensor(), true); },
+                {"batch_norm", "weight"});
+  require_error([&] { batch_norm(x, zeros({3}), Tensor(), Tensor(), Tensor(), true); },
+                {"batch_norm", "running_var"});
+  require_error([&] { batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), false); },
+                {"batch_norm", "eval mode"});
+  require_error([&] { batch_norm(zeros({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), true); },
+                {"batch_norm", "more than one value"});
+  nn::BatchNorm2d bn(3);
+  require_error([&] { bn(zeros({4, 3})); }, {"BatchNorm2d", "[N, 3, H, W]"});
+}
+
+// ---------------------------------------------------------------- modules, train/eval, buffers
+
+TEST_CASE("BatchNorm2d keeps its running statistics as buffers in the state dict, and they "
+          "round-trip through a checkpoint file",
+          "[norm]") {
+  nn::BatchNorm2d bn(3);
+  StateDict state = bn.state_dict();
+  std::vector<std::string> names;
+  for (const auto& e : state) names.push_back(e.first);
+  REQUIRE(names == std::vector<std::string>{"weight", "bias", "running_mean", "running_var"});
+  REQUIRE(bn.parameters().size() == 2);  // buffers are not trained
+  bn(random_input({4, 3, 2, 2}, 1, 0, 4).to(DType::f32));
+  std::vector<double> mean = bn.running_mean.to_vector(), var = bn.running_var.to_vector();
+  REQUIRE(mean[0] != 0.0);
+
+  tgtest::TempDir dir;
+  write_state_dict(dir.file("bn.tgc"), bn.state_dict());
+  nn::BatchNorm2d fresh(3);
+  fresh.load_state_dict(read_state_dict(dir.file("bn.tgc")));
+  require_values(fresh.running_mean, mean, 0);
+  require_values(fresh.running_var, var, 0);
+  // and through a training checkpoint
+  nn::Sequential net({std::make_shared<nn::BatchNorm2d>(3)});
+  net.load_state_dict([&] {
+    StateDict s;
+    for (const auto& e : bn.state_dict()) s.add("0." + e.first, e.second);
+    return s;
+  }());
+  TrainingState saved;
+  saved.model = &net;
+  save_checkpoint(dir.file("run.tgc"), saved);
+  nn::Sequential other({std::make_shared<nn::BatchNorm2d>(3)});
+  TrainingState restored;
+  restored.model = &other;
+  load_checkpoint(dir.file("run.tgc"), restored);
+  require_values(other.state_dict().find("0.running_var")->detach(), var, 0);
+}
+
+TEST_CASE("train() and eval() switch batch norm and dropout together", "[norm]") {
+  Generator g(5);
+  auto bn = std::make_shared<nn::BatchNorm1d>(4);
+  auto drop = std::make_shared<nn::Dropout>(0.5, g);
+  nn::Sequential net({bn, drop});
+  Tensor x = random_input({8, 4}, 3).to(DType::f32);
+  net.train();
+  Tensor y_train = net(x);
+  std::vector<double> after_one = bn->running_mean.to_vector();
+  net.eval();
+  REQUIRE_FALSE(bn->is_training());
+  REQUIRE_FALSE(drop->is_training());
+  Tensor y1 = net(x), y2 = net(x);
+  require_values(y1, y2.to_vector(), 0);                    // no dropout, no batch statistics
+  require_values(bn->running_mean, after_one, 0);           // eval does not update them
+  ChannelStats st{bn->running_mean.to_vector(), bn->running_var.to_vector()};
+  require_values(y1, normalized(x, st.mean, st.var, {1, 1, 1, 1}, {0, 0, 0, 0}, 1e-5), 1e-5);
+  // without running statistics, eval mode still uses the batch's (PyTorch's rule)
+  nn::BatchNorm1d untracked(4, 1e-5, 0.1, true, false);
+  untracked.eval();
+  ChannelStats batch = channel_stats(x);
+  require_values(untracked(x), normalized(x, batch.mean, batch.var, {1, 1, 1, 1}, {0, 0, 0, 0}, 1e-5),
+                 1e-5);
+  REQUIRE(untracked.state_dict().size() == 2);
+}
+
+TEST_CASE("a step of a conv-BN network on the CPU moves the running statistics and the loss",
+          "[norm]") {
+  Generator g(9);
+  nn::Sequential net({std::make_shared<nn::Conv2d>(1, 4, 3, g, 1, 1),
+                      std::make_shared<nn::BatchNorm2d>(4), std::make_shared<nn::ActivationLayer>(nn::Activation::relu),
+                      std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(),
+                      std::make_shared<nn::Linear>(4 * 4 * 4, 3, g)});
+  Tensor x = uniform({6, 1, 8, 8}, 0, 1, g);
+  Tensor labels = index_tensor({0, 1, 2, 0, 1, 2});
+  optim::SgdOptions options;
+  options.lr = 0.1;
+  optim::SGD sgd(net.parameters(), options);
+  double first = 0, last = 0;
+  for (int step = 0; step < 20; ++step) {
+    Tensor loss = cross_entropy(net(x), labels);
+    if (step == 0) first = loss.item();
+    last = loss.item();
+    sgd.zero_grad();
+    backward(loss);
+    sgd.step();
+  }
+  REQUIRE(last < first * 0.5);
+  auto* bn = dynamic_cast<nn::BatchNorm2d*>(net.children()[1].second.get());
+  REQUIRE(bn != nullptr);
+  for (double v : bn->running_mean.to_vector()) REQUIRE(v != 0.0);
+}
+
+// ---------------------------------------------------------------- layer_norm
+
+TEST_CASE("layer_norm equals the formula and PyTorch's numbers", "[norm]") {
+  Tensor x = random_input({3, 2, 4}, 4, -3, 3);
+  Tensor w = random_input({2, 4}, 5), b = random_input({2, 4}, 6);
+  Tensor y = layer_norm(x, {2, 4}, w, b, 1e-4);
+  std::vector<double> xv = x.to_vector(), wv = w.to_vector(), bv = b.to_vector(), want;
+  for (int r = 0; r < 3; ++r) {
+    double m = 0, v = 0;
+    for (int k = 0; k < 8; ++k) m += xv[r * 8 + k] / 8;
+    for (int k = 0; k < 8; ++k) v += (xv[r * 8 + k] - m) * (xv[r * 8 + k] - m) / 8;
+    for (int k = 0; k < 8; ++k) want.push_back((xv[r * 8 + k] - m) / std::sqrt(v + 1e-4) * wv[k] + bv[k]);
+  }
+  require_values(y, want, 1e-12);
+  // torch.nn.functional.layer_norm(tensor([[1., 2., 4.], [0., 0., 3.]]), (3,)): PyTorch 1.13
+  require_values(layer_norm(tensor({1, 2, 4, 0, 0, 3}, {2, 3}), {3}),
+                 {-1.0690, -0.2673, 1.3363, -0.7071, -0.7071, 1.4142}, 1e-4);
+  nn::LayerNorm ln({4});
+  REQUIRE(ln.state_dict().size() == 2);
+  require_error([&] { layer_norm(x, {3}); }, {"layer_norm", "normalized_shape"});
+}
+
+TEST_CASE("layer_norm passes gradcheck and gradgradcheck", "[norm]") {
+  auto f = [](const Inputs& in) { return layer_norm(in[0], {3}, in[1], in[2]); };
+  Inputs in = {random_input({2, 2, 3}, 1), random_input({3}, 2), random_input({3}, 3)};
+  REQUIRE_GRADCHECK(f, in);
+  REQUIRE_GRADGRADCHECK(f, in);
+  auto plain = [](const Inputs& i) { return layer_norm(i[0], {2, 3}); };
+  REQUIRE_GRADCHECK(plain, {random_input({2, 2, 3}, 4)});
+  REQUIRE_GRADGRADCHECK(plain, {random_input({2, 2, 3}, 5)});
+}
