@@ -284,6 +284,48 @@ TEST_CASE("shape ops, indexing and matrix products agree with the CPU", "[agree]
   run_cases(cases);
 }
 
+TEST_CASE("conv2d, the pools and the norms agree with the CPU: stride, padding, dilation, groups, "
+          "train and eval",
+          "[agree]") {
+  using V = const std::vector<Tensor>&;
+  std::vector<OpCase> cases = {
+      {"conv2d", {{2, 3, 7, 6}, {4, 3, 3, 3}, {4}}, [](V in) { return conv2d(in[0], in[1], in[2]); },
+       -1, 1, 27},
+      {"conv2d strided, padded", {{2, 3, 8, 7}, {2, 3, 3, 2}}, [](V in) {
+         return conv2d(in[0], in[1], Tensor(), {2, 3}, {1, 0});
+       }, -1, 1, 18},
+      {"conv2d dilated, padded", {{1, 2, 9, 9}, {2, 2, 3, 3}, {2}}, [](V in) {
+         return conv2d(in[0], in[1], in[2], 1, 2, {2, 3});
+       }, -1, 1, 18},
+      {"conv2d groups", {{2, 4, 6, 6}, {6, 2, 3, 3}, {6}}, [](V in) {
+         return conv2d(in[0], in[1], in[2], 1, 1, 1, 2);
+       }, -1, 1, 18},
+      {"max_pool2d", {{2, 3, 8, 8}}, [](V in) { return max_pool2d(in[0], 2); }},
+      {"max_pool2d padded, dilated", {{2, 2, 9, 7}}, [](V in) { return max_pool2d(in[0], 3, 2, 1, {1, 2}); }},
+      {"avg_pool2d padded", {{2, 2, 7, 9}}, [](V in) { return avg_pool2d(in[0], 3, 2, 1); }, -2, 2, 9},
+      {"batch_norm train", {{4, 3, 5, 2}, {3}, {3}}, [](V in) {
+         return batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true);
+       }, -2, 2, 40},
+      {"batch_norm eval", {{4, 3, 5, 2}, {3}, {3}}, [](V in) {
+         Tensor rm = full({3}, 0.25, in[0].dtype(), in[0].device());
+         Tensor rv = full({3}, 1.5, in[0].dtype(), in[0].device());
+         return batch_norm(in[0], rm, rv, in[1], in[2], false);
+       }},
+      {"layer_norm", {{3, 2, 4}, {2, 4}, {2, 4}}, [](V in) {
+         return layer_norm(in[0], {2, 4}, in[1], in[2]);
+       }, -2, 2, 8},
+  };
+  run_cases(cases);
+  // The running statistics update on the GPU as on the CPU.
+  Tensor x = random_input({6, 3, 4, 4}, 5).detach().to(DType::f32);
+  Tensor rm_cpu = zeros({3}), rv_cpu = ones({3});
+  Tensor rm_gpu = rm_cpu.clone().to(gpu()), rv_gpu = rv_cpu.clone().to(gpu());
+  batch_norm(x, rm_cpu, rv_cpu, Tensor(), Tensor(), true);
+  batch_norm(x.to(gpu()), rm_gpu, rv_gpu, Tensor(), Tensor(), true);
+  require_agree(rm_gpu, rm_cpu, 1e-5, "running_mean");
+  require_agree(rv_gpu, rv_cpu, 1e-5, "running_var");
+}
+
 TEST_CASE("the fused primitives agree with the CPU: every path, temperature and reduction",
           "[agree]") {
   using V = const std::vector<Tensor>&;
@@ -470,6 +512,13 @@ TEST_CASE("gradcheck in f64 through the GPU", "[agree]") {
                       return index_select(in[0], 1, index_tensor({4, 0, 4}).to(gpu()));
                     }), {a});
   REQUIRE_GRADCHECK(on_gpu([](V in) { return logsumexp(in[0], 1); }), {a});
+  Tensor image = random_input({2, 2, 5, 4}, 4), kernel = random_input({2, 1, 3, 2}, 5);
+  REQUIRE_GRADCHECK(on_gpu([](V in) { return conv2d(in[0], in[1], Tensor(), {2, 1}, 1, {1, 2}, 2); }),
+                    {image, kernel});
+  REQUIRE_GRADCHECK(on_gpu([](V in) { return avg_pool2d(in[0], 3, 2, 1); }), {image});
+  REQUIRE_GRADCHECK(on_gpu([](V in) {
+                      return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true);
+                    }), {image});
 }
 
 TEST_CASE("second derivatives through the GPU agree with the CPU's, and gradgradcheck in f64",

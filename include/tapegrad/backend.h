@@ -267,8 +267,9 @@ class Backend {
   // entries that fell outside the image are dropped. x is overwritten (not accumulated into).
   //   columns: [channels·kernel_h·kernel_w, batch·out_h·out_w]   x: [batch, channels, height, width]
   virtual void col2im(DType dtype, const void* columns, void* x, const Window2d& window) = 0;
-  // index[b, c, oy, ox] = y·width + x of the first largest pixel of the window (NaN counts as
-  // largest), read in row-major window order; pixels outside the image are never chosen. Every
+  // index[b, c, oy, ox] = y·width + x of the first largest pixel of the window in row-major
+  // window order, or of its last NaN (PyTorch's rule: a pixel replaces the best so far when it is
+  // larger or NaN); pixels outside the image are never chosen. Every
   // window must hold at least one pixel of the image (pad ≤ kernel / 2, as PyTorch requires).
   //   x: [batch, channels, height, width]   index: [batch, channels, out_h, out_w] i64
   virtual void max_pool2d_index(DType dtype, const void* x, int64_t* index,

@@ -161,7 +161,8 @@ struct Size2d {
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
               Size2d stride = 1, Size2d padding = 0, Size2d dilation = 1, int64_t groups = 1);
 // torch.nn.functional.max_pool2d: the largest pixel of each window (padding counts as -inf; the
-// gradient goes to the first largest, as PyTorch's). stride defaults to the kernel size (0 = that).
+// gradient goes to the first largest, as PyTorch's; a NaN in the window wins). stride defaults
+// to the kernel size (0 = that).
 // padding ≤ kernel / 2.                                  x: [N, C, H, W]   ->  [N, C, oh, ow]
 Tensor max_pool2d(const Tensor& x, Size2d kernel, Size2d stride = 0, Size2d padding = 0,
                   Size2d dilation = 1);

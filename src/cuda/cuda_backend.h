@@ -8,6 +8,7 @@
 //   cuda_elementwise.cu  fill/convert/copy_strided, unary/binary/where, reductions, argmax,
 //                        Philox, optimizer steps, gather/scatter_add/one_hot
 //   cuda_fused.cu        the fused primitives of functional.h
+//   cuda_window.cu       im2col, col2im and max_pool2d_index (conv2d and the pools)
 #pragma once
 
 #include <cublas_v2.h>
@@ -84,6 +85,12 @@ class CudaBackend final : public Backend {
                    int64_t n, int64_t k, int64_t inner, bool shared_index) override;
   void one_hot(DType dtype, const int64_t* index, void* out, int64_t rows,
                int64_t classes) override;
+
+  // src/cuda/cuda_window.cu
+  void im2col(DType dtype, const void* x, void* columns, const Window2d& window) override;
+  void col2im(DType dtype, const void* columns, void* x, const Window2d& window) override;
+  void max_pool2d_index(DType dtype, const void* x, int64_t* index,
+                        const Window2d& window) override;
 
   void pointwise(Pointwise kind, DType dtype, const PointwiseInputs& inputs, void* out, int64_t n,
                  double param, bool sum, double scale) override;
