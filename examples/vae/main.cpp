@@ -22,12 +22,13 @@
 
 #include "blas_kernels.h"
 #include "cli_checks.h"
+#include "fashion_mnist.h"
 #include "plot.h"
 #include "vae.h"
 
 namespace {
 
-const char* kDefaultData = "/usr/share/datasets/fashion-mnist";
+const char* kDefaultData = examples::kFashionMnistDir;
 
 struct Options {
   int epochs = 10;
@@ -192,22 +193,7 @@ int run(const Options& options) {
   if (options.threads > 0) tg::set_num_threads(options.threads);
 
   tg::data::Dataset train, test;
-  try {
-    train = tg::data::load_mnist(options.data, "train", device);
-    test = tg::data::load_mnist(options.data, "test", device);
-  } catch (const tg::Error& e) {
-    std::cerr << e.what() << "\n\n";
-    if (options.data == kDefaultData)
-      std::cerr
-          << "Fashion-MNIST comes in Debian's dataset-fashion-mnist package:\n"
-             "  sudo apt-get install dataset-fashion-mnist\n"
-             "or pass --data DIR with MNIST-format files (train-images-idx3-ubyte[.gz], ...).\n";
-    else
-      std::cerr << "--data must name a folder with MNIST-format files: train-images-idx3-ubyte, "
-                   "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
-                   "(each may end in .gz).\n";
-    return 1;
-  }
+  if (!examples::load_fashion_mnist(options.data, device, train, test)) return 1;
   const int64_t pixels = train.images.numel() / train.size();
   tg::check(train.images.size(1) == 28 && train.images.size(2) == 28, "vae",
             "expected 28x28 images, got ", train.images.shape());
