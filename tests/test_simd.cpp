@@ -146,15 +146,19 @@ TEST_CASE("simd: unary kernels match their functors on every target", "[simd]") 
                          UnaryOp::sigmoid, UnaryOp::relu, UnaryOp::square, UnaryOp::reciprocal,
                          UnaryOp::add_scalar, UnaryOp::mul_scalar, UnaryOp::rsub_scalar,
                          UnaryOp::pow_scalar, UnaryOp::clamp, UnaryOp::in_range,
-                         UnaryOp::isfinite, UnaryOp::isnan};
+                         UnaryOp::isfinite, UnaryOp::isnan, UnaryOp::gelu, UnaryOp::gelu_tanh,
+                         UnaryOp::silu, UnaryOp::leaky_relu, UnaryOp::softplus, UnaryOp::elu,
+                         UnaryOp::sin, UnaryOp::cos, UnaryOp::leaky_relu_slope,
+                         UnaryOp::softplus_slope, UnaryOp::elu_slope};
   for (DType dtype : kDtypes)
     for (auto [low, high] : {std::pair{-3.0, 3.0}, std::pair{-100.0, 100.0}, std::pair{-1.0, 0.0}}) {
       const std::vector<char> x = bytes_of(dtype, inputs(low, high, 1000, 1));
       const size_t n = x.size() / dtype_size(dtype);
       for (UnaryOp op : ops)
-        against_functors("unary", dtype, n, [&](char* y) {
-          cpu_backend_().unary(op, dtype, x.data(), y, static_cast<int64_t>(n), -0.5, 2.0);
-        });
+        for (auto [a, b] : {std::pair{-0.5, 2.0}, std::pair{1.0, 20.0}, std::pair{2.0, 5.0}})
+          against_functors("unary", dtype, n, [&](char* y) {
+            cpu_backend_().unary(op, dtype, x.data(), y, static_cast<int64_t>(n), a, b);
+          });
     }
 }
 
@@ -176,13 +180,52 @@ TEST_CASE("simd: log1p on (-1, 0) and exp, log near the ends of their ranges", "
   }
 }
 
+TEST_CASE("simd: float32 tanh within 8 ulp of tanh in double, sin and cos past their range", "[simd]") {
+  // VTanh's float32 rational (simd_kernels.cpp): a grid of [-10, 10], the small values and the
+  // saturation edge, every target; 8 ulp of the float nearest to tanh computed in double.
+  std::vector<float> grid;
+  for (int i = -200000; i <= 200000; ++i) grid.push_back(static_cast<float>(i) * 5e-5f);
+  for (int e = -149; e < 0; ++e) grid.push_back(std::ldexp(1.0f, e)), grid.push_back(-std::ldexp(1.3f, e));
+  for (float x = 8.5f; x < 9.5f; x += 1e-4f) grid.push_back(x), grid.push_back(-x);
+  const int64_t n = static_cast<int64_t>(grid.size());
+  TargetGuard guard;
+  for (int64_t target : simd::available_targets()) {
+    simd::select_target(target);
+    std::vector<float> y(grid.size());
+    cpu_backend_().unary(UnaryOp::tanh, DType::f32, grid.data(), y.data(), n, 0, 0);
+    double worst = 0;
+    for (size_t i = 0; i < grid.size(); ++i) {
+      const float want = static_cast<float>(std::tanh(static_cast<double>(grid[i])));
+      const float ulp = std::nextafter(std::abs(want), INFINITY) - std::abs(want);
+      const double off = std::abs(static_cast<double>(y[i]) - want) / ulp;
+      worst = std::max(worst, off);
+      if (off <= 8 && std::signbit(y[i]) == std::signbit(want)) continue;
+      INFO("tanh(" << grid[i] << ") on " << simd::name_of(target) << ": " << y[i] << ", want " << want);
+      FAIL("more than 8 ulp off");
+    }
+    INFO(simd::name_of(target) << ": worst " << worst << " ulp");
+    CHECK(worst <= 8);
+  }
+  // sin and cos beyond Highway's [-39000, 39000] (glibc's values there), and at its edge
+  for (DType dtype : kDtypes) {
+    const std::vector<double> v = {38999.0, 39000.0, 39001.0, -39001.0, 1e6, -3e7, 1e20, 123456.7,
+                                   kInf, -kInf, kNaN, 0.5, -0.5, 3.14159, 1e-30};
+    const std::vector<char> x = bytes_of(dtype, v);
+    for (UnaryOp op : {UnaryOp::sin, UnaryOp::cos})
+      against_functors("sin/cos", dtype, v.size(), [&](char* y) {
+        cpu_backend_().unary(op, dtype, x.data(), y, static_cast<int64_t>(v.size()), 0, 0);
+      });
+  }
+}
+
 TEST_CASE("simd: binary kernels match their functors, broadcast or not", "[simd]") {
   const BinaryOp ops[] = {BinaryOp::add, BinaryOp::sub, BinaryOp::mul, BinaryOp::div,
                           BinaryOp::pow, BinaryOp::minimum, BinaryOp::maximum, BinaryOp::equal,
                           BinaryOp::less, BinaryOp::less_equal, BinaryOp::greater,
                           BinaryOp::greater_equal, BinaryOp::relu_backward,
                           BinaryOp::tanh_backward, BinaryOp::sigmoid_backward,
-                          BinaryOp::abs_backward};
+                          BinaryOp::abs_backward, BinaryOp::gelu_backward,
+                          BinaryOp::gelu_tanh_backward, BinaryOp::silu_backward};
   for (DType dtype : kDtypes) {
     std::vector<double> av = inputs(-3, 3, 1000, 2), bv = inputs(-3, 3, 1000, 3);
     std::rotate(bv.begin(), bv.begin() + 7, bv.end());  // specials meet other values

@@ -21,6 +21,9 @@ namespace k = kernels;
 // Elementwise kernels over at least 2·kParallelGrain elements are cut into pieces of
 // kParallelGrain for the threads (cpu::parallel_for); smaller ones run on the calling thread.
 constexpr int64_t kParallelGrain = 16384;
+// Up to this many elements an op without a transcendental function runs its functor loop inlined
+// here: the call into the dispatched vector kernel costs more than it saves (same bits either way).
+constexpr int64_t kInlineElements = 256;
 
 namespace {
 template <class T> T* at(T* p, int64_t i, size_t element) {
@@ -82,8 +85,22 @@ static void unary_functors(UnaryOp op, DType dtype, const void* x_, void* y_, in
   });
 }
 
+// The ops without a transcendental function, whose vector kernels give the functors' bits.
+static bool exact_op(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::neg: case UnaryOp::sqrt: case UnaryOp::abs: case UnaryOp::sign:
+    case UnaryOp::relu: case UnaryOp::square: case UnaryOp::reciprocal: case UnaryOp::add_scalar:
+    case UnaryOp::mul_scalar: case UnaryOp::rsub_scalar: case UnaryOp::clamp:
+    case UnaryOp::in_range: case UnaryOp::isfinite: case UnaryOp::isnan:
+    case UnaryOp::leaky_relu: case UnaryOp::leaky_relu_slope:
+      return true;
+    default: return false;
+  }
+}
+
 void CpuBackend::unary(UnaryOp op, DType dtype, const void* x, void* y, int64_t n, double a,
                        double b) {
+  if (n <= kInlineElements && exact_op(op)) return unary_functors(op, dtype, x, y, n, a, b);
   const size_t element = dtype_size(dtype);
   cpu::parallel_for(n, kParallelGrain, [&](int64_t begin, int64_t end) {
     const void* xs = at(x, begin, element);
@@ -161,6 +178,12 @@ void for_each_row_parallel(const Walk& w, int inputs, Row row) {
   });
 }
 
+// The binary ops without a transcendental function (their vector kernels give the functors' bits).
+bool exact_binary(BinaryOp op) {
+  return !(op == BinaryOp::pow || op == BinaryOp::gelu_backward ||
+           op == BinaryOp::gelu_tanh_backward || op == BinaryOp::silu_backward);
+}
+
 template <class T, class F>
 void map_binary(BinaryOp op, const T* a, const T* b, T* out, const BroadcastLayout& layout, F f) {
   Walk w = k::collapse_walk(layout);
@@ -172,9 +195,10 @@ void map_binary(BinaryOp op, const T* a, const T* b, T* out, const BroadcastLayo
     const T* pb = b + offsets[1];
     T* po = out + out_offset;
     const int broadcast = sa == 1 && sb == 1 ? 0 : sa == 1 && sb == 0 ? 1 : sa == 0 && sb == 1 ? 2 : -1;
-    // i64 comparisons, and rows shorter than two AVX-512 vectors, stay in the functor loop (no
-    // call per short row).
-    if (std::is_floating_point<T>::value && broadcast >= 0 && inner >= 32 &&
+    // i64 comparisons, rows shorter than two AVX-512 vectors, and short rows of the ops whose
+    // vector kernel gives the functor's bits stay in the functor loop (no call per short row).
+    if (std::is_floating_point<T>::value && broadcast >= 0 &&
+        inner >= (exact_binary(op) ? kInlineElements + 1 : 32) &&
         cpu::simd::binary(op, dtype, pa, pb, po, inner, broadcast))
       return;
     if (sa == 1 && sb == 1) {
