@@ -21,11 +21,10 @@
 #include "blas_kernels.h"
 #include "cli_checks.h"
 #include "distill.h"
+#include "fashion_mnist.h"
 #include "plot.h"
 
 namespace {
-
-const char* kDefaultData = "/usr/share/datasets/fashion-mnist";
 
 struct Options {
   int64_t teacher_hidden = 1200, student_hidden = 64;
@@ -39,7 +38,7 @@ struct Options {
   int64_t validation = 5000;  // training images held out to choose (T, α)
   int threads = 0;
   bool retrain_teacher = false;
-  std::string data = kDefaultData;
+  std::string data = examples::kFashionMnistDir;
   std::string out = "out/distill";
 };
 
@@ -281,17 +280,7 @@ void print_table(const Options& o, const std::vector<Summary>& summary, int64_t 
 int run(const Options& o) {
   if (o.threads > 0) tg::set_num_threads(o.threads);
   tg::data::Dataset train_set, test_set;
-  try {
-    train_set = tg::data::load_mnist(o.data, "train");
-    test_set = tg::data::load_mnist(o.data, "test");
-  } catch (const tg::Error& e) {
-    std::cerr << e.what() << "\n\n";
-    if (o.data == kDefaultData)
-      std::cerr << "Fashion-MNIST comes in Debian's dataset-fashion-mnist package:\n"
-                   "  sudo apt-get install dataset-fashion-mnist\n"
-                   "or pass --data DIR with MNIST-format files.\n";
-    return 1;
-  }
+  if (!examples::load_fashion_mnist(o.data, tg::Device::cpu_device(), train_set, test_set)) return 1;
   const int64_t n = train_set.size(), pixels = train_set.images.numel() / n;
   tg::check(o.validation > 0 && o.validation < n, "distill", "--validation must lie in (0, ", n,
             "), got ", o.validation);

@@ -25,6 +25,7 @@
 #include <sstream>
 
 #include "cli_checks.h"
+#include "fashion_mnist.h"
 #include "plot.h"
 #include "tapegrad/tapegrad.h"
 
@@ -32,11 +33,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const char* kDefaultData = "/usr/share/datasets/fashion-mnist";
-
 struct Options {
   std::vector<std::string> problems = {"logistic", "rosenbrock2", "rosenbrock100"};
-  std::string data = kDefaultData;
+  std::string data = examples::kFashionMnistDir;
   std::vector<int> classes = {0, 6};
   double lambda = 1e-3;       // L2 weight of the logistic regression
   double seconds = 10;        // time budget of each run
@@ -376,14 +375,13 @@ int main(int argc, char** argv) {
     for (const std::string& name : o.problems) {
       Problem problem;
       if (name == "logistic") {
-        tg::check(std::filesystem::is_directory(o.data), "newton", "no data folder ", o.data,
-                  o.data == kDefaultData ? " (Fashion-MNIST comes in Debian's "
-                                           "dataset-fashion-mnist package)" : "",
-                  "; pass --data DIR with MNIST-format files, or leave the regression out with "
-                  "--problems rosenbrock2,rosenbrock100");
-        tg::data::Dataset train_set = tg::data::load_mnist(o.data, "train");
+        tg::data::Dataset train_set, test_set;
+        if (!examples::load_fashion_mnist(o.data, tg::Device::cpu_device(), train_set, test_set)) {
+          std::cerr << "Or leave the regression out: --problems rosenbrock2,rosenbrock100\n";
+          return 1;
+        }
         Classes train = two_classes(train_set, o.classes[0], o.classes[1]);
-        test = two_classes(tg::data::load_mnist(o.data, "test"), o.classes[0], o.classes[1]);
+        test = two_classes(test_set, o.classes[0], o.classes[1]);
         std::ostringstream title;
         title << "logistic regression, classes " << o.classes[0] << " and " << o.classes[1]
               << ", L2 " << o.lambda;
