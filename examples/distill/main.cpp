@@ -280,7 +280,8 @@ void print_table(const Options& o, const std::vector<Summary>& summary, int64_t 
 int run(const Options& o) {
   if (o.threads > 0) tg::set_num_threads(o.threads);
   tg::data::Dataset train_set, test_set;
-  if (!examples::load_fashion_mnist(o.data, tg::Device::cpu_device(), train_set, test_set)) return 1;
+  if (!examples::load_fashion_mnist(o.data, tg::Device::cpu_device(), train_set, test_set))
+    return 1;
   const int64_t n = train_set.size(), pixels = train_set.images.numel() / n;
   tg::check(o.validation > 0 && o.validation < n, "distill", "--validation must lie in (0, ", n,
             "), got ", o.validation);

@@ -143,6 +143,13 @@ HWY_INLINE V VTanh(D d, V x) {
   }
 }
 
+// σ(x) = 1/(1 + e^-x), as the sigmoid functor computes it (sigmoid, silu's backward, softplus's slope).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V VSigmoid(D d, V x) {
+  const V one = hn::Set(d, hn::TFromD<D>(1));
+  return hn::Div(one, hn::Add(one, VExp(d, hn::Neg(x))));
+}
+
 // sin and cos. Highway: valid on [-39000, 39000], 3 ulp; a vector with any lane outside it (or
 // ±inf, or NaN) takes glibc's sin/cos for those lanes.
 template <class D, class V, class Scalar>
@@ -274,7 +281,7 @@ bool UnaryT(UnaryOp op, const T* x, T* y, int64_t n, T a_, T b_) {
         return hn::IfThenElse(hn::Gt(v, zero), one, hn::IfThenElse(hn::Lt(v, zero), hn::Neg(one), zero));
       });
     case UnaryOp::tanh: return run([&](V v) { return VTanh(d, v); });
-    case UnaryOp::sigmoid: return run([&](V v) { return hn::Div(one, hn::Add(one, VExp(d, hn::Neg(v)))); });
+    case UnaryOp::sigmoid: return run([&](V v) { return VSigmoid(d, v); });
     case UnaryOp::relu: return run([&](V v) { return hn::IfThenElse(hn::Lt(v, zero), zero, v); });
     case UnaryOp::square: return run([&](V v) { return hn::Mul(v, v); });
     case UnaryOp::reciprocal: return run([&](V v) { return hn::Div(one, v); });
@@ -314,7 +321,7 @@ bool UnaryT(UnaryOp op, const T* x, T* y, int64_t n, T a_, T b_) {
     case UnaryOp::softplus_slope:
       return run([&](V v) {
         const V z = hn::Mul(a, v);
-        return hn::IfThenElse(hn::Gt(z, b), one, hn::Div(one, hn::Add(one, VExp(d, hn::Neg(z)))));
+        return hn::IfThenElse(hn::Gt(z, b), one, VSigmoid(d, z));
       });
     case UnaryOp::elu_slope:
       return run([&](V v) { return hn::IfThenElse(hn::Gt(v, zero), one, hn::Mul(a, VExp(d, v))); });
@@ -376,7 +383,7 @@ bool BinaryT(BinaryOp op, const T* pa, const T* pb, T* out, int64_t n, int broad
       });
     case BinaryOp::silu_backward:  // grad·s·(1 + x·(1 - s)), s = σ(x)
       return run([&](V g, V x) {
-        const V s = hn::Div(one, hn::Add(one, VExp(d, hn::Neg(x))));
+        const V s = VSigmoid(d, x);
         return hn::Mul(hn::Mul(g, s), hn::Add(one, hn::Mul(x, hn::Sub(one, s))));
       });
     case BinaryOp::gelu_tanh_backward:
