@@ -552,3 +552,132 @@ TEST_CASE("second derivatives of the activations, var/std, the new shape ops and
   Tensor index = index_tensor({3, 0, 3, 1}, {2, 2});
   REQUIRE_GRADGRADCHECK([index](const Inputs& in) { return square(embedding(index, in[0])); }, {w});
 }
+
+// ---------------------------------------------------------------- the window ops and the norms
+// Against the public ops alone, so that a faster implementation (a fused kernel with a backward
+// op of its own) must keep these second derivatives.
+
+TEST_CASE("second derivatives of conv2d for every stride, padding, dilation, groups and bias",
+          "[higher_order]") {
+  // Each setting once at 1 and once different per axis, so that an h/w mix-up shows.
+  const Size2d strides[] = {1, {2, 1}}, paddings[] = {0, {1, 2}}, dilations[] = {1, {1, 2}};
+  unsigned seed = 121;
+  for (Size2d stride : strides)
+    for (Size2d padding : paddings)
+      for (Size2d dilation : dilations)
+        for (int64_t groups : {1, 2})
+          for (bool with_bias : {true, false}) {
+            // Two images (the batch is folded into unfold's columns).
+            Inputs in = {random_input({2, 2, 5, 6}, ++seed),
+                         random_input({2, 2 / groups, 2, 3}, ++seed)};
+            if (with_bias) in.push_back(random_input({2}, ++seed));
+            INFO("stride " << stride.h << "x" << stride.w << ", padding " << padding.h << "x"
+                           << padding.w << ", dilation " << dilation.h << "x" << dilation.w
+                           << ", groups " << groups << ", bias " << with_bias);
+            // conv2d is bilinear in (x, weight): the second derivative is the cross term, which
+            // runs unfold's and fold's backwards.
+            REQUIRE_GRADGRADCHECK(
+                [=](const Inputs& i) {
+                  return conv2d(i[0], i[1], with_bias ? i[2] : Tensor(), stride, padding,
+                                dilation, groups);
+                },
+                in);
+          }
+  // Through a nonlinearity, so that the x-x and weight-weight terms are not zero.
+  REQUIRE_GRADGRADCHECK(
+      [](const Inputs& i) { return tanh(conv2d(i[0], i[1], i[2], {1, 2}, 1, {2, 1}, 2)); },
+      {random_input({2, 2, 6, 5}, 151), random_input({4, 1, 3, 2}, 152), random_input({4}, 153)});
+}
+
+TEST_CASE("second derivatives of max_pool2d and avg_pool2d for every kernel, stride, padding "
+          "and dilation",
+          "[higher_order]") {
+  // Distinct values, none tied (a tie has no derivative) nor closer than a finite difference.
+  std::vector<double> values(2 * 1 * 7 * 6);
+  for (size_t i = 0; i < values.size(); ++i)
+    values[i] = std::sin(1.3 * double(i)) + 0.002 * double(i);
+  Tensor x = tensor(values, {2, 1, 7, 6}, DType::f64).set_requires_grad();
+  const Size2d kernels[] = {2, {3, 2}}, strides[] = {0, 1, {1, 2}}, paddings[] = {0, 1};
+  const Size2d dilations[] = {1, {2, 1}};
+  for (Size2d kernel : kernels)
+    for (Size2d stride : strides)
+      for (Size2d padding : paddings) {
+        INFO("kernel " << kernel.h << "x" << kernel.w << ", stride " << stride.h << "x"
+                       << stride.w << ", padding " << padding.h);
+        // The pools are linear in x where no tie changes (max) or everywhere (avg): the
+        // gradient is a linear map of the output gradient (scatter-add, fold), checked by the
+        // plain op; square() adds the x-x term.
+        for (Size2d dilation : dilations) {
+          INFO("dilation " << dilation.h << "x" << dilation.w);
+          REQUIRE_GRADGRADCHECK(
+              [=](const Inputs& i) { return max_pool2d(i[0], kernel, stride, padding, dilation); },
+              {x});
+          REQUIRE_GRADGRADCHECK(
+              [=](const Inputs& i) {
+                return square(max_pool2d(i[0], kernel, stride, padding, dilation));
+              },
+              {x});
+        }
+        REQUIRE_GRADGRADCHECK(
+            [=](const Inputs& i) { return avg_pool2d(i[0], kernel, stride, padding); }, {x});
+        REQUIRE_GRADGRADCHECK(
+            [=](const Inputs& i) { return square(avg_pool2d(i[0], kernel, stride, padding)); },
+            {x});
+      }
+}
+
+TEST_CASE("second derivatives of batch_norm in training and eval mode, with and without weight "
+          "and bias",
+          "[higher_order]") {
+  unsigned seed = 161;
+  for (Shape shape : {Shape{5, 3}, Shape{3, 2, 2, 3}})
+    for (bool training : {true, false})
+      for (bool with_weight : {true, false})
+        for (bool with_bias : {true, false}) {
+          const int64_t c = shape[1];
+          Inputs in = {random_input(shape, ++seed, -2, 2)};
+          if (with_weight) in.push_back(random_input({c}, ++seed, 0.5, 2));
+          if (with_bias) in.push_back(random_input({c}, ++seed));
+          // Running statistics in both modes: eval normalises with them, training updates them
+          // at every evaluation (outside the tape) and must not depend on them.
+          Tensor running_mean = random_input({c}, ++seed).detach();
+          Tensor running_var = random_input({c}, ++seed, 0.5, 2).detach();
+          INFO("shape " << shape << ", training " << training << ", weight " << with_weight
+                        << ", bias " << with_bias);
+          REQUIRE_GRADGRADCHECK(
+              [=](const Inputs& i) {
+                Tensor weight = with_weight ? i[1] : Tensor();
+                Tensor bias = with_bias ? i[with_weight ? 2 : 1] : Tensor();
+                return batch_norm(i[0], running_mean, running_var, weight, bias, training, 0.1,
+                                  1e-3);
+              },
+              in);
+        }
+  // Training without running statistics, as a module built without them normalises.
+  REQUIRE_GRADGRADCHECK(
+      [](const Inputs& i) { return batch_norm(i[0], Tensor(), Tensor(), i[1], i[2], true); },
+      {random_input({4, 2, 3}, 181, -2, 2), random_input({2}, 182, 0.5, 2),
+       random_input({2}, 183)});
+}
+
+TEST_CASE("second derivatives of layer_norm, with and without weight and bias",
+          "[higher_order]") {
+  unsigned seed = 191;
+  for (Shape normalized : {Shape{4}, Shape{2, 3}})
+    for (bool with_weight : {true, false})
+      for (bool with_bias : {true, false}) {
+        Shape shape = normalized.rank() == 1 ? Shape{3, 4} : Shape{2, 2, 3};
+        Inputs in = {random_input(shape, ++seed, -2, 2)};
+        if (with_weight) in.push_back(random_input(normalized, ++seed, 0.5, 2));
+        if (with_bias) in.push_back(random_input(normalized, ++seed));
+        INFO("normalized_shape " << normalized << ", weight " << with_weight << ", bias "
+                                 << with_bias);
+        REQUIRE_GRADGRADCHECK(
+            [=](const Inputs& i) {
+              Tensor weight = with_weight ? i[1] : Tensor();
+              Tensor bias = with_bias ? i[with_weight ? 2 : 1] : Tensor();
+              return layer_norm(i[0], normalized, weight, bias, 1e-3);
+            },
+            in);
+      }
+}
