@@ -379,6 +379,13 @@ TEST_CASE("simd: big kernels give the same bits for any thread count", "[simd]")
   Tensor x = normal({n}, 0, 2, generator);
   Tensor p = softmax(randn({n}, generator), -1);
   Tensor big_rows = normal({600, 1000}, 0, 3, generator);
+  // Gathers with repeated indices: rows of a batch (index_select, one slice of 1000 per index)
+  // and elements within rows (gather, whose backward adds repeats per row).
+  Tensor tall = normal({4000, 100}, 0, 1, generator);
+  std::vector<int64_t> picks(4000 * 40), rows(2000);
+  for (size_t i = 0; i < picks.size(); ++i) picks[i] = int64_t((i * 7919) % 97 % 60);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t((i * 104729) % 600);
+  const Tensor pick_index = index_tensor(picks, {4000, 40}), row_index = index_tensor(rows, {2000});
   auto run = [&] {
     std::vector<std::vector<double>> out;
     out.push_back(tanh(x).to_vector());
@@ -392,6 +399,14 @@ TEST_CASE("simd: big kernels give the same bits for any thread count", "[simd]")
     backward(loss);
     out.push_back(loss.to_vector());
     out.push_back(leaf.grad().to_vector());
+    Tensor tall_leaf = tall.detach().set_requires_grad();
+    Tensor rows_leaf = big_rows.detach().set_requires_grad();
+    Tensor picked = gather(tall_leaf, 1, pick_index), selected = index_select(rows_leaf, 0, row_index);
+    out.push_back(picked.to_vector());
+    out.push_back(selected.to_vector());
+    backward(sum(picked * picked) + sum(selected * selected));
+    out.push_back(tall_leaf.grad().to_vector());
+    out.push_back(rows_leaf.grad().to_vector());
     return out;
   };
   set_num_threads(1);

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -177,25 +178,34 @@ void CpuBackend::gemm(DType dtype, bool transpose_a, bool transpose_b, int64_t m
 
 // ---------------------------------------------------------------- indexing
 
+// Rows of `inner` elements are copied independently, so big gathers (a data loader's batch,
+// max_pool2d's outputs) are split over the threads in pieces of whole rows; a copy is exact,
+// whatever the thread count.
 void CpuBackend::gather(DType dtype, const void* x, const int64_t* index, void* out, int64_t outer,
                         int64_t n, int64_t k, int64_t inner, bool shared_index) {
   dispatch_any(dtype, [&](auto zero) {
     using T = decltype(zero);
     const T* src = static_cast<const T*>(x);
     T* dst = static_cast<T*>(out);
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t j = 0; j < k; ++j) {
-        T* row = dst + (o * k + j) * inner;
+    const int64_t grain = std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(inner, 1));
+    cpu::parallel_for(outer * k, grain, [&](int64_t first, int64_t end) {
+      for (int64_t r = first; r < end; ++r) {  // r = o·k + j
+        const int64_t o = r / k, j = r % k;
+        T* row = dst + r * inner;
         if (shared_index) {
           std::memcpy(row, src + (o * n + index[j]) * inner, inner * sizeof(T));
         } else {
-          const int64_t* idx = index + (o * k + j) * inner;
+          const int64_t* idx = index + r * inner;
           for (int64_t i = 0; i < inner; ++i) row[i] = src[(o * n + idx[i]) * inner + i];
         }
       }
+    });
   });
 }
 
+// Indices may repeat within one outer slice, so each slice is added in index order by one
+// thread; slices write disjoint outputs and are split over the threads (max_pool2d's backward
+// has one per image plane). The sums are the same for any thread count.
 void CpuBackend::scatter_add(DType dtype, const void* src, const int64_t* index, void* out,
                              int64_t outer, int64_t n, int64_t k, int64_t inner,
                              bool shared_index) {
@@ -203,18 +213,22 @@ void CpuBackend::scatter_add(DType dtype, const void* src, const int64_t* index,
     using T = decltype(zero);
     const T* from = static_cast<const T*>(src);
     T* to = static_cast<T*>(out);
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t j = 0; j < k; ++j) {
-        const T* row = from + (o * k + j) * inner;
-        if (shared_index) {
-          T* target = to + (o * n + index[j]) * inner;
+    const int64_t per_slice = std::max<int64_t>(k * inner, 1);
+    const int64_t grain = std::max<int64_t>(1, cpu::kParallelGrain / per_slice);
+    cpu::parallel_for(outer, grain, [&](int64_t first, int64_t end) {
+      for (int64_t o = first; o < end; ++o)
+        for (int64_t j = 0; j < k; ++j) {
+          const T* row = from + (o * k + j) * inner;
+          if (shared_index) {
+            T* target = to + (o * n + index[j]) * inner;
 #pragma omp simd
-          for (int64_t i = 0; i < inner; ++i) target[i] += row[i];
-        } else {
-          const int64_t* idx = index + (o * k + j) * inner;
-          for (int64_t i = 0; i < inner; ++i) to[(o * n + idx[i]) * inner + i] += row[i];
+            for (int64_t i = 0; i < inner; ++i) target[i] += row[i];
+          } else {
+            const int64_t* idx = index + (o * k + j) * inner;
+            for (int64_t i = 0; i < inner; ++i) to[(o * n + idx[i]) * inner + i] += row[i];
+          }
         }
-      }
+    });
   });
 }
 

@@ -18,9 +18,7 @@ namespace tg {
 
 namespace k = kernels;
 
-// Elementwise kernels over at least 2·kParallelGrain elements are cut into pieces of
-// kParallelGrain for the threads (cpu::parallel_for); smaller ones run on the calling thread.
-constexpr int64_t kParallelGrain = 16384;
+using cpu::kParallelGrain;  // thread_pool.h
 // Up to this many elements an op without a transcendental function runs its functor loop inlined
 // here: the call into the dispatched vector kernel costs more than it saves (same bits either way).
 constexpr int64_t kInlineElements = 256;

@@ -25,8 +25,7 @@ namespace simd = cpu::simd;
 
 namespace {
 
-// Kernels over at least 2·kParallelGrain elements are split over the threads.
-constexpr int64_t kParallelGrain = 16384;
+using cpu::kParallelGrain;  // thread_pool.h
 
 template <class T> constexpr DType dtype_of() {
   return std::is_same<T, float>::value ? DType::f32 : DType::f64;

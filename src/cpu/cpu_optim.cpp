@@ -12,8 +12,7 @@ namespace tg {
 
 namespace k = kernels;
 
-// Parameters of at least 2·kParallelGrain elements are updated by the threads, in pieces.
-constexpr int64_t kParallelGrain = 16384;
+using cpu::kParallelGrain;  // thread_pool.h
 
 // param, grad, exp_avg, exp_avg_sq: [n]
 void CpuBackend::adam_step(DType dtype, void* param_, const void* grad_, void* exp_avg_,

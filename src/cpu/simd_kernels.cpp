@@ -900,7 +900,7 @@ HWY_NOINLINE void AdamT(T* p, const T* g, T* m, T* v, int64_t n, const k::AdamSc
   const V beta1 = hn::Set(d, s.beta1), omb1 = hn::Set(d, s.one_minus_beta1);
   const V beta2 = hn::Set(d, s.beta2), omb2 = hn::Set(d, s.one_minus_beta2);
   const V l2 = hn::Set(d, s.l2_weight_decay), decay = hn::Set(d, s.decay_factor);
-  const V step = hn::Set(d, s.step_size), bc2 = hn::Set(d, s.bias_correction2_sqrt);
+  const V step = hn::Set(d, s.step_size), inv_bc2 = hn::Set(d, s.inv_bias_correction2_sqrt);
   const V eps = hn::Set(d, s.eps);
   int64_t i = 0;
   for (; i + N <= n; i += N) {
@@ -909,7 +909,7 @@ HWY_NOINLINE void AdamT(T* p, const T* g, T* m, T* v, int64_t n, const k::AdamSc
     const V decayed = hn::Mul(pv, decay);
     const V m_new = hn::Add(hn::Mul(beta1, hn::LoadU(d, m + i)), hn::Mul(omb1, gv));
     const V v_new = hn::Add(hn::Mul(beta2, hn::LoadU(d, v + i)), hn::Mul(hn::Mul(omb2, gv), gv));
-    const V denom = hn::Add(hn::Div(hn::Sqrt(v_new), bc2), eps);
+    const V denom = hn::Add(hn::Mul(hn::Sqrt(v_new), inv_bc2), eps);
     hn::StoreU(m_new, d, m + i);
     hn::StoreU(v_new, d, v + i);
     hn::StoreU(hn::Sub(decayed, hn::Div(hn::Mul(step, m_new), denom)), d, p + i);

@@ -16,6 +16,11 @@
 
 namespace tg::cpu {
 
+// The size of one piece of work for the threads, in elements: a kernel over at least two pieces
+// (32k elements) is split over the pool, a smaller one runs on the calling thread, where waking
+// threads would cost more than it saves.
+constexpr int64_t kParallelGrain = 16384;
+
 // Threads the kernels may use (>= 1).
 int kernel_threads();
 void set_kernel_threads(int threads);
