@@ -18,14 +18,17 @@ namespace tg::kernels {
 //   p  = p * (1 - lr * weight_decay)                 (AdamW's decoupled decay; 1 for Adam)
 //   m  = β1 m + (1 - β1) g
 //   v  = β2 v + (1 - β2) g²
-//   p  = p - step_size * m / (√v / √(1 - β2^t) + ε)  step_size = lr / (1 - β1^t)
+//   p  = p - step_size * m / (√v · (1 / √(1 - β2^t)) + ε)   step_size = lr / (1 - β1^t)
+// PyTorch divides √v by √(1 - β2^t); multiplying by its reciprocal, computed once per step,
+// leaves one division per element (the divider is what bounds this loop) and differs from
+// PyTorch's rounding by at most an ulp of the denominator.
 template <class T>
 struct AdamScalars {
   T beta1, one_minus_beta1, beta2, one_minus_beta2;
   T l2_weight_decay;     // Adam's weight_decay, else 0
   T decay_factor;        // AdamW's 1 - lr * weight_decay, else 1
   T step_size;           // lr / (1 - β1^t)
-  T bias_correction2_sqrt;  // √(1 - β2^t)
+  T inv_bias_correction2_sqrt;  // 1 / √(1 - β2^t)
   T eps;
 };
 
@@ -43,7 +46,7 @@ inline AdamScalars<T> adam_scalars(const AdamStep& step) {
   s.decay_factor =
       static_cast<T>(step.decoupled_weight_decay ? 1 - step.lr * step.weight_decay : 1.0);
   s.step_size = static_cast<T>(step.lr / (1 - std::pow(step.beta1, t)));
-  s.bias_correction2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(step.beta2, t)));
+  s.inv_bias_correction2_sqrt = static_cast<T>(1 / std::sqrt(1 - std::pow(step.beta2, t)));
   s.eps = static_cast<T>(step.eps);
   return s;
 }
@@ -54,7 +57,7 @@ TG_HOST_DEVICE inline void adam_update(T& p, T grad, T& m, T& v, const AdamScala
   T decayed = p * s.decay_factor;
   T m_new = s.beta1 * m + s.one_minus_beta1 * g;
   T v_new = s.beta2 * v + s.one_minus_beta2 * g * g;
-  T denom = sqrt(v_new) / s.bias_correction2_sqrt + s.eps;
+  T denom = sqrt(v_new) * s.inv_bias_correction2_sqrt + s.eps;
   m = m_new;
   v = v_new;
   p = decayed - s.step_size * m_new / denom;
