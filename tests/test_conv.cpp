@@ -233,6 +233,95 @@ TEST_CASE("pools reject bad arguments with the op's name", "[conv]") {
   require_error([&] { avg_pool2d(x, 0); }, {"avg_pool2d", "kernel"});
 }
 
+// ---------------------------------------------------------------- threads
+
+namespace {
+
+// The geometry of a kh x kw window over x [n, c, h, w] (backend.h's Window2d).
+Window2d window_over(const Shape& x, int64_t kh, int64_t kw, int64_t stride, int64_t pad,
+                     int64_t dilation) {
+  Window2d w;
+  w.batch = x[0];
+  w.channels = x[1];
+  w.height = x[2];
+  w.width = x[3];
+  w.kernel_h = kh;
+  w.kernel_w = kw;
+  w.stride_h = w.stride_w = stride;
+  w.pad_h = w.pad_w = pad;
+  w.dilation_h = w.dilation_w = dilation;
+  w.out_h = out_size(w.height, kh, stride, pad, dilation);
+  w.out_w = out_size(w.width, kw, stride, pad, dilation);
+  return w;
+}
+
+// The bytes of a tensor, to compare results bit for bit.
+std::vector<unsigned char> bytes_of(const Tensor& t) {
+  const auto* p = static_cast<const unsigned char*>(t.raw_data());
+  return std::vector<unsigned char>(p, p + t.numel() * dtype_size(t.dtype()));
+}
+
+}  // namespace
+
+TEST_CASE("im2col, col2im and max_pool2d_index give the same bits on 1, 2, 3 and 8 threads",
+          "[conv]") {
+  struct ThreadsGuard {  // restores the thread count, also when an assertion fails
+    int threads = num_threads();
+    ~ThreadsGuard() { set_num_threads(threads); }
+  } guard;
+  Backend& cpu = backend_for(Device::cpu_device());
+  struct Case {
+    Shape x;
+    int64_t kh, kw, stride, pad, dilation;
+  };
+  // Each kernel big enough to be split into many tasks: the CNN example's 3x3 convolution and
+  // 2x2 pool, and strided, padded, dilated and overlapping windows.
+  const Case cases[] = {{{16, 8, 28, 28}, 3, 3, 1, 1, 1},
+                        {{16, 8, 28, 28}, 2, 2, 2, 0, 1},
+                        {{8, 6, 21, 19}, 3, 3, 2, 1, 1},
+                        {{8, 6, 21, 19}, 3, 2, 1, 1, 2},
+                        {{4, 5, 30, 30}, 5, 5, 3, 2, 1}};
+  Generator generator(11);
+  for (const Case& k : cases)
+    for (DType dtype : {DType::f32, DType::f64}) {
+      const Window2d w = window_over(k.x, k.kh, k.kw, k.stride, k.pad, k.dilation);
+      INFO("x " << k.x << " kernel " << k.kh << "x" << k.kw << " stride " << k.stride << " pad "
+                << k.pad << " dilation " << k.dilation << " " << dtype_name(dtype));
+      // After a ReLU (many ties at 0, as in the CNN), with a NaN in one plane.
+      std::vector<double> values = relu(normal(k.x, 0, 1, generator)).to_vector();
+      values[values.size() / 3] = std::nan("");
+      Tensor x = tensor(values, k.x, dtype);
+      Tensor columns_in =
+          normal({w.channels * w.kernel_h * w.kernel_w, w.batch * w.out_h * w.out_w}, 0, 1,
+                 generator)
+              .to(dtype);
+      auto run = [&] {
+        Tensor columns = empty(columns_in.shape(), dtype);
+        Tensor image = empty(k.x, dtype);
+        Tensor index = empty({w.batch * w.channels, w.out_h * w.out_w}, DType::i64);
+        cpu.im2col(dtype, x.raw_data(), columns.raw_data(), w);
+        cpu.col2im(dtype, columns_in.raw_data(), image.raw_data(), w);
+        if (k.pad <= k.kh / 2 && k.pad <= k.kw / 2)  // max pooling's rule
+          cpu.max_pool2d_index(dtype, x.raw_data(), static_cast<int64_t*>(index.raw_data()), w);
+        else
+          index = zeros(index.shape(), DType::i64);
+        return std::vector<std::vector<unsigned char>>{bytes_of(columns), bytes_of(image),
+                                                       bytes_of(index)};
+      };
+      set_num_threads(1);
+      const auto one = run();
+      for (int threads : {2, 3, 8}) {
+        set_num_threads(threads);
+        const auto many = run();
+        for (size_t r = 0; r < one.size(); ++r) {
+          INFO((r == 0 ? "im2col" : r == 1 ? "col2im" : "max_pool2d_index") << " on " << threads
+                                                                             << " threads");
+          REQUIRE(many[r] == one[r]);
+        }
+      }
+    }
+}
+
 // ---------------------------------------------------------------- modules
 
 TEST_CASE("Conv2d has PyTorch's shapes, initial bounds and names", "[conv]") {
