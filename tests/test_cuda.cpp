@@ -856,6 +856,25 @@ TEST_CASE("Module::to, optimizer state on the GPU, checkpoints from the GPU to t
     require_agree(on_gpu.parameters()[i], on_cpu.parameters()[i], 1e-4, "SGD parameters");
 }
 
+TEST_CASE("BatchNorm's num_batches_tracked and cumulative average follow the module to the GPU",
+          "[devices]") {
+  // One step on the CPU, then the module moves (its count with it) and goes on on the GPU; a twin
+  // stays on the CPU. With momentum = nullopt the k-th batch weighs 1/k, so a count lost in the
+  // move would show in the running statistics.
+  nn::BatchNorm1d moved(3, 1e-5, std::nullopt), twin(3, 1e-5, std::nullopt);
+  std::vector<Tensor> batches;
+  for (unsigned k = 0; k < 3; ++k)
+    batches.push_back(random_input({6, 3}, 30 + k, -1, 3).detach().to(DType::f32));
+  moved(batches[0]);
+  moved.to(gpu());
+  REQUIRE(moved.num_batches_tracked.device() == gpu());
+  for (unsigned k = 1; k < 3; ++k) moved(batches[k].to(gpu()));
+  for (const Tensor& b : batches) twin(b);
+  REQUIRE(moved.num_batches_tracked.item() == 3);
+  require_agree(moved.running_mean, twin.running_mean, 1e-5, "running_mean");
+  require_agree(moved.running_var, twin.running_var, 1e-5, "running_var");
+}
+
 TEST_CASE("Adam, AdamW and SGD (plain, momentum, Nesterov) steps agree with the CPU in f32 and f64",
           "[devices]") {
   using Make = std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>;

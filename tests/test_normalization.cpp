@@ -141,7 +141,8 @@ TEST_CASE("BatchNorm2d keeps its running statistics as buffers in the state dict
   StateDict state = bn.state_dict();
   std::vector<std::string> names;
   for (const auto& e : state) names.push_back(e.first);
-  REQUIRE(names == std::vector<std::string>{"weight", "bias", "running_mean", "running_var"});
+  REQUIRE(names == std::vector<std::string>{"weight", "bias", "running_mean", "running_var",
+                                            "num_batches_tracked"});
   REQUIRE(bn.parameters().size() == 2);  // buffers are not trained
   bn(random_input({4, 3, 2, 2}, 1, 0, 4).to(DType::f32));
   std::vector<double> mean = bn.running_mean.to_vector(), var = bn.running_var.to_vector();
@@ -168,6 +169,136 @@ TEST_CASE("BatchNorm2d keeps its running statistics as buffers in the state dict
   restored.model = &other;
   load_checkpoint(dir.file("run.tgc"), restored);
   require_values(other.state_dict().find("0.running_var")->detach(), var, 0);
+}
+
+TEST_CASE("BatchNorm's running statistics after steps: momentum 0.1, and std::nullopt for the "
+          "cumulative average; num_batches_tracked counts training batches",
+          "[norm]") {
+  // Three training batches, then the running statistics by hand in float64 from each batch's
+  // mean and unbiased variance: with momentum m, r ← (1 - m)·r + m·s; with std::nullopt the
+  // k-th batch weighs 1/k, so after K batches r is the plain average of the K batch statistics.
+  std::vector<Tensor> batches;
+  for (int64_t k = 0; k < 3; ++k)
+    batches.push_back(
+        random_input({4 + k, 3, 2}, unsigned(40 + k), -1.0 - double(k), 2.0 + 3.0 * double(k))
+            .detach());
+  for (std::optional<double> momentum : {std::optional<double>(0.1), std::optional<double>()}) {
+    INFO("momentum " << (momentum ? std::to_string(*momentum) : "nullopt"));
+    nn::BatchNorm1d bn(3, 1e-5, momentum, true, true, DType::f64);
+    REQUIRE(bn.num_batches_tracked.dtype() == DType::i64);
+    REQUIRE(bn.num_batches_tracked.shape() == Shape{});
+    REQUIRE(bn.num_batches_tracked.item() == 0);
+    std::vector<double> mean(3, 0.0), var(3, 1.0);
+    for (size_t k = 0; k < batches.size(); ++k) {
+      bn(batches[k]);
+      ChannelStats st = channel_stats(batches[k]);
+      const double n = double(batches[k].numel() / 3);
+      const double weight = momentum ? *momentum : 1.0 / double(k + 1);
+      for (int c = 0; c < 3; ++c) {
+        mean[c] = (1 - weight) * mean[c] + weight * st.mean[c];
+        var[c] = (1 - weight) * var[c] + weight * st.var[c] * n / (n - 1);
+      }
+      REQUIRE(bn.num_batches_tracked.item() == double(k + 1));
+      require_values(bn.running_mean, mean, 1e-12);
+      require_values(bn.running_var, var, 1e-12);
+    }
+    if (!momentum) {  // the cumulative average is the plain mean of the batches' statistics
+      double average = 0;
+      for (const Tensor& b : batches) average += channel_stats(b).mean[0] / 3;
+      REQUIRE(bn.running_mean.to_vector()[0] == Approx(average).epsilon(1e-12));
+    }
+    // eval mode, and a rejected batch, count nothing
+    bn.eval();
+    bn(batches[0]);
+    bn.train();
+    require_error([&] { bn(zeros({1, 3}, DType::f64)); }, {"batch_norm", "more than one value"});
+    REQUIRE(bn.num_batches_tracked.item() == 3);
+    require_values(bn.running_mean, mean, 1e-12);
+  }
+  // Without running statistics there is nothing to count.
+  nn::BatchNorm2d untracked(2, 1e-5, std::nullopt, true, false);
+  REQUIRE_FALSE(untracked.num_batches_tracked.defined());
+  untracked(random_input({2, 2, 3, 3}, 50).to(DType::f32));
+  require_error([] { nn::BatchNorm1d(3, 1e-5, 1.5); }, {"BatchNorm", "momentum", "[0, 1]"});
+}
+
+TEST_CASE("num_batches_tracked round-trips through state dicts and checkpoints, and a resumed "
+          "cumulative average goes on where it stopped",
+          "[norm]") {
+  Tensor x1 = random_input({5, 2, 3}, 60).detach(), x2 = random_input({5, 2, 3}, 61, 0, 3).detach();
+  Tensor x3 = random_input({6, 2, 3}, 62, -3, 1).detach();
+  nn::BatchNorm1d bn(2, 1e-5, std::nullopt, true, true, DType::f64);
+  bn(x1);
+  bn(x2);
+  tgtest::TempDir dir;
+  write_state_dict(dir.file("bn.tgc"), bn.state_dict());
+  nn::BatchNorm1d resumed(2, 1e-5, std::nullopt, true, true, DType::f64);
+  resumed(x3);  // a count of its own, which loading replaces
+  resumed.load_state_dict(read_state_dict(dir.file("bn.tgc")));
+  REQUIRE(resumed.num_batches_tracked.item() == 2);
+  // The third batch weighs 1/3 in both.
+  bn(x3);
+  resumed(x3);
+  REQUIRE(resumed.num_batches_tracked.item() == 3);
+  require_values(resumed.running_mean, bn.running_mean.to_vector(), 0);
+  require_values(resumed.running_var, bn.running_var.to_vector(), 0);
+  // Through a training checkpoint, in a Sequential.
+  nn::Sequential net({std::make_shared<nn::BatchNorm1d>(2, 1e-5, std::nullopt, true, true,
+                                                        DType::f64)});
+  net(x1);
+  TrainingState saved;
+  saved.model = &net;
+  save_checkpoint(dir.file("run.tgc"), saved);
+  nn::Sequential other({std::make_shared<nn::BatchNorm1d>(2, 1e-5, std::nullopt, true, true,
+                                                          DType::f64)});
+  TrainingState restored;
+  restored.model = &other;
+  load_checkpoint(dir.file("run.tgc"), restored);
+  REQUIRE(other.state_dict().find("0.num_batches_tracked")->item() == 1);
+}
+
+TEST_CASE("a state dict or checkpoint without num_batches_tracked loads, with the count 0",
+          "[norm]") {
+  // tapegrad's checkpoints before the buffer existed, and PyTorch's before it did, lack it.
+  nn::BatchNorm2d bn(3);
+  bn(random_input({4, 3, 2, 2}, 70, 0, 4).to(DType::f32));
+  StateDict old_format;
+  for (const auto& e : bn.state_dict())
+    if (e.first != "num_batches_tracked") old_format.add(e.first, e.second);
+  REQUIRE(old_format.size() == 4);
+  nn::BatchNorm2d fresh(3);
+  fresh(random_input({4, 3, 2, 2}, 71).to(DType::f32));
+  fresh(random_input({4, 3, 2, 2}, 72).to(DType::f32));
+  REQUIRE(fresh.num_batches_tracked.item() == 2);
+  fresh.load_state_dict(old_format);
+  REQUIRE(fresh.num_batches_tracked.item() == 0);
+  require_values(fresh.running_mean, bn.running_mean.to_vector(), 0);
+  // The count starts again from the loaded 0: the next batch is number 1.
+  fresh(random_input({4, 3, 2, 2}, 73).to(DType::f32));
+  REQUIRE(fresh.num_batches_tracked.item() == 1);
+  // A checkpoint file in the old format, as a run before the buffer wrote it.
+  tgtest::TempDir dir;
+  nn::Sequential net({std::make_shared<nn::BatchNorm2d>(3)});
+  TrainingState saved;
+  saved.model = &net;
+  StateDict old_checkpoint;
+  for (const auto& e : saved.state_dict())
+    if (e.first != "model.0.num_batches_tracked") old_checkpoint.add(e.first, e.second);
+  write_state_dict(dir.file("old.tgc"), old_checkpoint);
+  nn::Sequential other({std::make_shared<nn::BatchNorm2d>(3)});
+  other(random_input({4, 3, 2, 2}, 74).to(DType::f32));
+  TrainingState restored;
+  restored.model = &other;
+  load_checkpoint(dir.file("old.tgc"), restored);
+  REQUIRE(other.state_dict().find("0.num_batches_tracked")->item() == 0);
+  // Present, it must still have the right dtype and shape; other entries stay required.
+  StateDict wrong = old_format;
+  wrong.add("num_batches_tracked", zeros({}, DType::f32));
+  require_error([&] { fresh.load_state_dict(wrong); }, {"load_state_dict", "num_batches_tracked"});
+  StateDict no_mean;
+  for (const auto& e : bn.state_dict())
+    if (e.first != "running_mean") no_mean.add(e.first, e.second);
+  require_error([&] { fresh.load_state_dict(no_mean); }, {"load_state_dict", "running_mean"});
 }
 
 TEST_CASE("train() and eval() switch batch norm and dropout together", "[norm]") {

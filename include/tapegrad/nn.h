@@ -66,11 +66,12 @@ class Module {
   // Parameters and buffers by path. The tensors share the live parameters' storage (not copies)
   // but are detached: reading or saving them records nothing on the tape.
   StateDict state_dict() const;
-  // Checks that `state` has exactly this module's entries with the same shapes and dtypes; throws
-  // a tg::Error naming the first mismatch.
+  // Checks that `state` has exactly this module's entries with the same shapes and dtypes (a
+  // buffer registered with zero_if_missing may be absent); throws a tg::Error naming the first
+  // mismatch.
   void check_state_dict(const StateDict& state) const;
-  // check_state_dict, then copies every value in place. A state that fails the check changes
-  // nothing.
+  // check_state_dict, then copies every value in place (and sets absent zero_if_missing buffers
+  // to 0). A state that fails the check changes nothing.
   void load_state_dict(const StateDict& state);
 
   // Direct children with their names.
@@ -84,8 +85,10 @@ class Module {
  protected:
   // Registers `tensor` as a parameter named `name`, marks it requires_grad and returns it.
   Tensor register_parameter(const std::string& name, Tensor tensor);
-  // A buffer is saved in the state dict but not trained (running statistics, masks).
-  Tensor register_buffer(const std::string& name, Tensor tensor);
+  // A buffer is saved in the state dict but not trained (running statistics, masks). With
+  // zero_if_missing, a state dict without it still loads and sets it to 0: for a buffer added
+  // after checkpoints were written without it (BatchNorm's num_batches_tracked).
+  Tensor register_buffer(const std::string& name, Tensor tensor, bool zero_if_missing = false);
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
     add_child(name, module);
@@ -97,10 +100,13 @@ class Module {
   void check_new_name(const std::string& name) const;
   void collect(const std::string& prefix, bool parameters_only,
                std::vector<std::pair<std::string, Tensor>>& out) const;
+  // The paths of the buffers registered with zero_if_missing, here and in every child.
+  void collect_zero_if_missing(const std::string& prefix, std::vector<std::string>& out) const;
   void describe(const std::string& name, int depth, std::string& out) const;
 
   std::vector<std::pair<std::string, Tensor>> parameters_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<std::string> zero_if_missing_;  // names of own buffers that may be absent
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };
@@ -261,30 +267,44 @@ class AvgPool2d : public Module {
 };
 
 // torch.nn.BatchNorm1d / BatchNorm2d (ops.h's batch_norm): weight [C] = 1 and bias [C] = 0 when
-// `affine`; buffers running_mean [C] = 0 and running_var [C] = 1 when `track_running_stats`,
-// saved in the state dict (and so in checkpoints). In training mode the batch's statistics
-// normalise and update the running ones; in eval mode the running ones normalise (a module
-// without them uses the batch's in both modes, as PyTorch). PyTorch's num_batches_tracked buffer
-// is not kept: it only matters for momentum = None (a cumulative average), which is not offered.
+// `affine`; buffers running_mean [C] = 0, running_var [C] = 1 and num_batches_tracked (0-d i64,
+// 0) when `track_running_stats`, saved in the state dict (and so in checkpoints) under PyTorch's
+// names. In training mode the batch's statistics normalise and update the running ones, and
+// num_batches_tracked counts the batches; in eval mode the running ones normalise (a module
+// without them uses the batch's in both modes, as PyTorch). Each update weighs the batch by
+// `momentum` (an exponential moving average), or, with momentum = std::nullopt (PyTorch's
+// momentum=None), by 1/num_batches_tracked: the cumulative average of every batch so far. A
+// state dict without num_batches_tracked (tapegrad's checkpoints before it existed) loads, with
+// the count set to 0, as PyTorch loads its older ones.
 class BatchNorm : public Module {
  public:
-  BatchNorm(int64_t num_features, double eps, double momentum, bool affine,
+  BatchNorm(int64_t num_features, double eps, std::optional<double> momentum, bool affine,
             bool track_running_stats, DType dtype, Device device);
   Tensor forward(const Tensor& input) override;
 
   int64_t num_features;
-  double eps, momentum;
+  double eps;
+  std::optional<double> momentum;      // in [0, 1], or std::nullopt: the cumulative average
   Tensor weight, bias;                 // [C], undefined unless affine
   Tensor running_mean, running_var;    // [C], undefined unless track_running_stats
+  Tensor num_batches_tracked;          // [] i64, undefined unless track_running_stats
 
  protected:
   virtual void check_input(const Tensor& input) const = 0;
+
+ private:
+  // The count as last written by forward() and that write's version of the buffer, so that a
+  // training step reads the count from the device only after something else wrote it (a loaded
+  // state dict, Module::to): a read would wait for the GPU at every batch norm of every step.
+  int64_t batches_ = 0;
+  uint64_t batches_version_ = 0;
 };
 // Input [N, C] or [N, C, L].
 class BatchNorm1d : public BatchNorm {
  public:
-  explicit BatchNorm1d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
-                       bool affine = true, bool track_running_stats = true,
+  explicit BatchNorm1d(int64_t num_features, double eps = 1e-5,
+                       std::optional<double> momentum = 0.1, bool affine = true,
+                       bool track_running_stats = true,
                        DType dtype = DType::f32, Device device = Device::cpu_device())
       : BatchNorm(num_features, eps, momentum, affine, track_running_stats, dtype, device) {}
   std::string type_name() const override;
@@ -295,8 +315,9 @@ class BatchNorm1d : public BatchNorm {
 // Input [N, C, H, W].
 class BatchNorm2d : public BatchNorm {
  public:
-  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
-                       bool affine = true, bool track_running_stats = true,
+  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5,
+                       std::optional<double> momentum = 0.1, bool affine = true,
+                       bool track_running_stats = true,
                        DType dtype = DType::f32, Device device = Device::cpu_device())
       : BatchNorm(num_features, eps, momentum, affine, track_running_stats, dtype, device) {}
   std::string type_name() const override;

@@ -84,10 +84,13 @@ std::string AvgPool2d::type_name() const { return "AvgPool2d(" + size_text(kerne
 
 // ---------------------------------------------------------------- normalisation
 
-BatchNorm::BatchNorm(int64_t features, double eps, double momentum, bool affine,
+BatchNorm::BatchNorm(int64_t features, double eps, std::optional<double> momentum, bool affine,
                      bool track_running_stats, DType dtype, Device device)
     : num_features(features), eps(eps), momentum(momentum) {
   check(features > 0, "BatchNorm", "num_features must be positive, got ", features);
+  check(!momentum || (*momentum >= 0 && *momentum <= 1), "BatchNorm",
+        "momentum must lie in [0, 1] or be std::nullopt (a cumulative average), got ",
+        momentum.value_or(0));
   if (affine) {
     weight = register_parameter("weight", ones({features}, dtype, device));
     bias = register_parameter("bias", zeros({features}, dtype, device));
@@ -95,15 +98,30 @@ BatchNorm::BatchNorm(int64_t features, double eps, double momentum, bool affine,
   if (track_running_stats) {
     running_mean = register_buffer("running_mean", zeros({features}, dtype, device));
     running_var = register_buffer("running_var", ones({features}, dtype, device));
+    num_batches_tracked =
+        register_buffer("num_batches_tracked", zeros({}, DType::i64, device), true);
+    batches_version_ = num_batches_tracked.version();
   }
 }
 
 Tensor BatchNorm::forward(const Tensor& input) {
   check_input(input);
-  // Without running statistics the batch's are used in eval mode too (PyTorch's rule).
-  bool use_batch_statistics = is_training() || !running_mean.defined();
-  return batch_norm(input, running_mean, running_var, weight, bias, use_batch_statistics,
-                    momentum, eps);
+  // Nothing to update: eval mode normalises with the running statistics, or, without them, with
+  // the batch's (PyTorch's rule), as training mode without them does.
+  if (!is_training() || !running_mean.defined())
+    return batch_norm(input, running_mean, running_var, weight, bias, !running_mean.defined(),
+                      0.0, eps);
+  // A training step with running statistics: this batch is number batches + 1.
+  if (num_batches_tracked.version() != batches_version_)
+    batches_ = static_cast<int64_t>(num_batches_tracked.item());
+  const int64_t batches = batches_ + 1;
+  const double factor = momentum ? *momentum : 1.0 / static_cast<double>(batches);
+  Tensor y = batch_norm(input, running_mean, running_var, weight, bias, true, factor, eps);
+  // Counted once the batch went in (a rejected input counts nothing).
+  num_batches_tracked.fill_(static_cast<double>(batches));
+  batches_ = batches;
+  batches_version_ = num_batches_tracked.version();
+  return y;
 }
 
 void BatchNorm1d::check_input(const Tensor& input) const {

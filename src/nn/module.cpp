@@ -1,5 +1,6 @@
 // src/nn/module.cpp — Module: the registry of parameters, buffers and children, and everything
 // that walks it (names, train/eval, state dicts, the printed summary).
+#include <algorithm>
 #include <sstream>
 
 #include "tapegrad/backend.h"
@@ -37,11 +38,12 @@ Tensor Module::register_parameter(const std::string& name, Tensor tensor) {
   return tensor;
 }
 
-Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
+Tensor Module::register_buffer(const std::string& name, Tensor tensor, bool zero_if_missing) {
   check_new_name(name);
   check(tensor.defined(), "register_buffer", "buffer '", name, "' is undefined");
   if (tensor.name().empty()) tensor.set_name(name);
   buffers_.emplace_back(name, tensor);
+  if (zero_if_missing) zero_if_missing_.push_back(name);
   return tensor;
 }
 
@@ -67,6 +69,12 @@ void Module::collect(const std::string& prefix, bool parameters_only,
   if (!parameters_only)
     for (const auto& b : buffers_) out.emplace_back(prefix + b.first, b.second);
   for (const auto& c : children_) c.second->collect(prefix + c.first + ".", parameters_only, out);
+}
+
+void Module::collect_zero_if_missing(const std::string& prefix,
+                                     std::vector<std::string>& out) const {
+  for (const auto& name : zero_if_missing_) out.push_back(prefix + name);
+  for (const auto& c : children_) c.second->collect_zero_if_missing(prefix + c.first + ".", out);
 }
 
 std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
@@ -139,11 +147,15 @@ StateDict Module::state_dict() const {
 }
 
 void Module::check_state_dict(const StateDict& state) const {
-  StateDict own = state_dict();
+  std::vector<std::string> optional;
+  collect_zero_if_missing("", optional);
   std::vector<std::string> names;
-  for (const auto& e : own) {
-    expect_entry(state, e.first, e.second, "load_state_dict");
+  for (const auto& e : state_dict()) {
     names.push_back(e.first);
+    const bool may_be_absent =
+        std::find(optional.begin(), optional.end(), e.first) != optional.end();
+    if (may_be_absent && !state.contains(e.first)) continue;
+    expect_entry(state, e.first, e.second, "load_state_dict");
   }
   expect_no_other_entries(state, names, "load_state_dict");
 }
@@ -153,7 +165,11 @@ void Module::load_state_dict(const StateDict& state) {
   NoGrad no_grad;           // parameters require grad; writing them is not an op
   for (const auto& e : state_dict()) {
     Tensor target = e.second;
-    target.copy_(*state.find(e.first));
+    const Tensor* source = state.find(e.first);
+    if (source)
+      target.copy_(*source);
+    else
+      target.fill_(0);  // a zero_if_missing buffer the state lacks (check_state_dict allowed it)
   }
 }
 
