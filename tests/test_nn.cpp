@@ -1,6 +1,7 @@
 // tests/test_nn.cpp — modules: parameter names and registration, Linear's math and PyTorch's
 // initialisation bounds, Sequential/MLP, train/eval, state dicts.
 #include <cmath>
+#include <functional>
 
 #include "helpers.h"
 
@@ -101,6 +102,73 @@ TEST_CASE("Sequential chains its children; MLP puts activations between layers",
   tgtest::require_values(mlp(x), expected.to_vector(), 1e-6);
   nn::MLP activated({3, 4}, g, nn::Activation::relu, true);
   for (double v : activated(tensor({5, -5, 1, 2, 3, -4}, {2, 3})).to_vector()) REQUIRE(v >= 0);
+}
+
+TEST_CASE("every Activation is its op with torch.nn's defaults, named as that module prints",
+          "[nn]") {
+  const double pi = std::acos(-1.0);
+  auto phi = [](double v) { return 0.5 * (1 + std::erf(v / std::sqrt(2.0))); };
+  struct Case {
+    nn::Activation activation;
+    std::function<double(double)> f;     // the formula, in float64
+    std::shared_ptr<nn::Module> module;  // the torch.nn module with the defaults
+  };
+  const std::vector<Case> cases = {
+      {nn::Activation::relu, [](double v) { return v > 0 ? v : 0.0; }, std::make_shared<nn::ReLU>()},
+      {nn::Activation::tanh, [](double v) { return std::tanh(v); }, std::make_shared<nn::Tanh>()},
+      {nn::Activation::sigmoid, [](double v) { return 1 / (1 + std::exp(-v)); },
+       std::make_shared<nn::Sigmoid>()},
+      {nn::Activation::identity, [](double v) { return v; }, nullptr},
+      {nn::Activation::gelu, [&](double v) { return v * phi(v); }, std::make_shared<nn::GELU>()},
+      {nn::Activation::gelu_tanh,
+       [&](double v) {
+         return 0.5 * v * (1 + std::tanh(std::sqrt(2 / pi) * (v + 0.044715 * v * v * v)));
+       },
+       std::make_shared<nn::GELU>(GeluApproximation::tanh)},
+      {nn::Activation::silu, [](double v) { return v / (1 + std::exp(-v)); },
+       std::make_shared<nn::SiLU>()},
+      {nn::Activation::leaky_relu, [](double v) { return v > 0 ? v : 0.01 * v; },
+       std::make_shared<nn::LeakyReLU>()},
+      // threshold 20: 25 is returned as it is
+      {nn::Activation::softplus, [](double v) { return v > 20 ? v : std::log1p(std::exp(v)); },
+       std::make_shared<nn::Softplus>()},
+      {nn::Activation::elu, [](double v) { return v > 0 ? v : std::expm1(v); },
+       std::make_shared<nn::ELU>()},
+  };
+  const std::vector<double> points = {-25, -3, -0.5, 0, 0.75, 2, 25};
+  Tensor x = tensor(points, DType::f64);
+  for (const Case& c : cases) {
+    INFO(nn::activation_name(c.activation));
+    std::vector<double> expected;
+    for (double v : points) expected.push_back(c.f(v));
+    tgtest::require_values(nn::activate(c.activation, x), expected, 1e-12);
+    nn::ActivationLayer layer(c.activation);
+    tgtest::require_values(layer(x), expected, 1e-12);
+    if (c.module) {
+      REQUIRE(layer.type_name() == c.module->type_name());
+      tgtest::require_values(layer(x), c.module->forward(x).to_vector(), 0);
+    }
+  }
+  REQUIRE(std::string(nn::activation_name(nn::Activation::identity)) == "Identity");
+}
+
+TEST_CASE("MLP takes every activation, and its gradients pass gradcheck", "[nn]") {
+  for (nn::Activation activation :
+       {nn::Activation::gelu, nn::Activation::gelu_tanh, nn::Activation::silu,
+        nn::Activation::leaky_relu, nn::Activation::softplus, nn::Activation::elu}) {
+    INFO(nn::activation_name(activation));
+    Generator g(8);
+    nn::MLP mlp({2, 3, 1}, g, activation, true, DType::f64);
+    REQUIRE(mlp.size() == 4);  // Linear, activation, Linear, activation
+    REQUIRE(mlp.to_string().find(nn::activation_name(activation)) != std::string::npos);
+    Tensor x = tensor({0.5, -1.5, 2.0, 0.25}, {2, 2}, DType::f64);
+    auto& first = static_cast<nn::Linear&>(*mlp.children()[0].second);
+    auto& last = static_cast<nn::Linear&>(*mlp.children()[2].second);
+    Tensor hidden = nn::activate(activation, linear(x, first.weight, first.bias));
+    Tensor expected = nn::activate(activation, linear(hidden, last.weight, last.bias));
+    tgtest::require_values(mlp(x), expected.to_vector(), 1e-12);
+    REQUIRE_GRADCHECK([&](const std::vector<Tensor>&) { return mlp(x); }, mlp.parameters());
+  }
 }
 
 TEST_CASE("train() and eval() reach every child", "[nn]") {

@@ -128,8 +128,14 @@ class Linear : public Module {
   Tensor bias;    // [out], undefined when built without bias
 };
 
-// Activations as modules, for Sequential.
-enum class Activation { relu, tanh, sigmoid, identity };
+// Activations as modules, for Sequential and MLP, each with torch.nn's defaults: gelu is exact
+// (x·Φ(x)) and gelu_tanh its tanh approximation, leaky_relu has slope 0.01, softplus β = 1 and
+// threshold 20, elu α = 1 (ops.h). For other parameters use the modules below (LeakyReLU(0.2)).
+enum class Activation {
+  relu, tanh, sigmoid, identity, gelu, gelu_tanh, silu, leaky_relu, softplus, elu
+};
+// The name of the torch.nn module with those defaults, as its type_name() prints it: "ReLU",
+// "GELU(approximate = tanh)", "LeakyReLU(negative_slope = 0.01)", ...
 const char* activation_name(Activation activation);
 Tensor activate(Activation activation, const Tensor& x);
 

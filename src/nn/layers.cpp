@@ -169,6 +169,12 @@ const char* activation_name(Activation activation) {
     case Activation::tanh: return "Tanh";
     case Activation::sigmoid: return "Sigmoid";
     case Activation::identity: return "Identity";
+    case Activation::gelu: return "GELU";
+    case Activation::gelu_tanh: return "GELU(approximate = tanh)";
+    case Activation::silu: return "SiLU";
+    case Activation::leaky_relu: return "LeakyReLU(negative_slope = 0.01)";
+    case Activation::softplus: return "Softplus(beta = 1, threshold = 20)";
+    case Activation::elu: return "ELU(alpha = 1)";
   }
   return "?";
 }
@@ -179,6 +185,12 @@ Tensor activate(Activation activation, const Tensor& x) {
     case Activation::tanh: return tanh(x);
     case Activation::sigmoid: return sigmoid(x);
     case Activation::identity: return x;
+    case Activation::gelu: return gelu(x);
+    case Activation::gelu_tanh: return gelu(x, GeluApproximation::tanh);
+    case Activation::silu: return silu(x);
+    case Activation::leaky_relu: return leaky_relu(x);
+    case Activation::softplus: return softplus(x);
+    case Activation::elu: return elu(x);
   }
   return x;
 }
