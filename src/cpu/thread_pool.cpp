@@ -111,8 +111,9 @@ class Pool {
   void work() {
     uint64_t seen = 0;
     for (;;) {
-      // Spin a little (50 µs) for the next job before sleeping.
-      for (Spin spin(50); generation_atomic_.load(std::memory_order_acquire) == seen;)
+      // Spin a little (10 µs: back-to-back kernels follow sooner; a gemm in between takes longer,
+      // and a spinning worker would take a core from OpenBLAS) for the next job before sleeping.
+      for (Spin spin(10); generation_atomic_.load(std::memory_order_acquire) == seen;)
         if (!spin.again()) break;
       detail::TaskFunction function;
       void* context;
