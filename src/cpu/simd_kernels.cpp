@@ -411,7 +411,9 @@ template <> struct VectorKind<k::BceWithLogits> {
   template <class D, class V> static V value(D d, V x, V y, V, V, V) {
     const V zero = hn::Zero(d);
     const V relu = hn::IfThenElse(hn::Gt(x, zero), x, zero);
-    return hn::Add(hn::Sub(relu, hn::Mul(x, y)), VLog1p(d, VExp(d, hn::Neg(hn::Abs(x)))));
+    // e^-|x| lies in [0, 1] (NaN for a NaN x, which makes the sum NaN through x·y anyway), inside
+    // Highway's valid range for Log1p: none of VLog1p's fix-ups can apply.
+    return hn::Add(hn::Sub(relu, hn::Mul(x, y)), hn::Log1p(d, VExp(d, hn::Neg(hn::Abs(x)))));
   }
   template <int kk, class D, class V> static V grad(D d, V x, V y, V, V, V) {
     if constexpr (kk == 0) {
