@@ -203,6 +203,10 @@ inline std::set<std::string> expected_coverage() {
                    std::to_string(input) + t);
     }
   }
+  // The reductions defined on i64 (backend.h's ReduceOp).
+  for (const char* entry :
+       {"reduce i64", "reduce sum i64", "reduce max i64", "reduce min i64", "argmax i64"})
+    all.insert(entry);
   // Sums of every kind but reparameterize (a sample, never reduced by the ops).
   for (Backend::Pointwise k : every<Backend::Pointwise>())
     if (k != Backend::Pointwise::reparameterize)

@@ -247,6 +247,36 @@ TEST_CASE("reductions and argmax agree with the CPU, over every axis, long and e
                     DType::f32);
   REQUIRE(argmax(x.to(gpu()), 1).to_vector() == argmax(x, 1).to_vector());
   REQUIRE(argmax(x.to(gpu()), 1).to_vector() == std::vector<double>{1, 0, 0});
+  // i64 (labels, counts): sum, max, min and argmax equal the CPU's exactly, with values past 2^53
+  // (a double accumulator would round them) and long sums that wrap around modulo 2^64.
+  auto exact = [](const Tensor& t) {
+    Tensor on_cpu = t.cpu();
+    const int64_t* p = on_cpu.data<int64_t>();
+    return std::vector<int64_t>(p, p + on_cpu.numel());
+  };
+  uint64_t state = 12345;
+  for (Shape s : {Shape{7, 13}, Shape{3, 4, 5}, Shape{1, 100003}, Shape{0, 4}, Shape{2, 70001}}) {
+    std::vector<int64_t> values(s.numel());
+    for (int64_t& v : values) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      v = static_cast<int64_t>(state) / 4;  // within ±2^61
+    }
+    Tensor on_cpu = index_tensor(values, s), on_gpu = on_cpu.to(gpu());
+    INFO("i64 " << s);
+    REQUIRE(exact(sum(on_gpu)) == exact(sum(on_cpu)));
+    if (s.numel() > 0) {
+      REQUIRE(exact(max(on_gpu)) == exact(max(on_cpu)));
+      REQUIRE(exact(min(on_gpu)) == exact(min(on_cpu)));
+    }
+    for (int axis = 0; axis < s.rank(); ++axis) {
+      INFO("axis " << axis);
+      REQUIRE(exact(sum(on_gpu, axis)) == exact(sum(on_cpu, axis)));
+      if (s[axis] == 0) continue;
+      REQUIRE(exact(max(on_gpu, axis)) == exact(max(on_cpu, axis)));
+      REQUIRE(exact(min(on_gpu, axis, true)) == exact(min(on_cpu, axis, true)));
+      REQUIRE(exact(argmax(on_gpu, axis)) == exact(argmax(on_cpu, axis)));
+    }
+  }
 }
 
 TEST_CASE("shape ops, indexing and matrix products agree with the CPU", "[agree]") {

@@ -95,3 +95,73 @@ TEST_CASE("reduction errors name the axis and shape", "[reduce]") {
   require_error([] { max(ones({2, 3}), -3); }, {"max", "axis -3", "[2, 3]"});
   require_error([] { max(ones({0})); }, {"max", "empty"});
 }
+
+TEST_CASE("sum, max, min and argmax take i64 exactly and give i64, as PyTorch", "[reduce]") {
+  // Values past 2^53, where a float64 accumulator would round: the results must be exact.
+  const int64_t big = (int64_t(1) << 60) + 1;
+  auto values = [](const Tensor& t) {  // exact, not through double
+    const int64_t* p = t.data<int64_t>();
+    return std::vector<int64_t>(p, p + t.numel());
+  };
+  Tensor x = index_tensor({big, 3, -7, 1, big, -big}, {2, 3});
+  Tensor total = sum(x);
+  REQUIRE(total.dtype() == DType::i64);
+  REQUIRE(total.shape() == Shape{});
+  REQUIRE(values(total) == std::vector<int64_t>{big - 3});
+  REQUIRE(values(sum(x, 0)) == std::vector<int64_t>{big + 1, big + 3, -7 - big});
+  REQUIRE(values(sum(x, 1)) == std::vector<int64_t>{big - 4, 1});
+  REQUIRE(sum(x, -1, true).shape() == Shape{2, 1});
+  REQUIRE(values(max(x)) == std::vector<int64_t>{big});
+  REQUIRE(values(min(x)) == std::vector<int64_t>{-big});
+  REQUIRE(values(max(x, 0)) == std::vector<int64_t>{big, big, -7});
+  REQUIRE(values(min(x, 1, true)) == std::vector<int64_t>{-7, -big});
+  REQUIRE(max(x, 1).dtype() == DType::i64);
+  // argmax: the first largest; the extremes of i64 are ordinary values (no infinity to meet).
+  const int64_t lowest = std::numeric_limits<int64_t>::min();
+  const int64_t highest = std::numeric_limits<int64_t>::max();
+  REQUIRE(values(argmax(x, 1)) == std::vector<int64_t>{0, 1});
+  REQUIRE(values(argmax(x, 0)) == std::vector<int64_t>{0, 1, 0});
+  Tensor extremes = index_tensor({lowest, lowest, highest, highest}, {2, 2});
+  REQUIRE(values(argmax(extremes, 1)) == std::vector<int64_t>{0, 0});
+  REQUIRE(values(max(extremes, 1)) == std::vector<int64_t>{lowest, highest});
+  REQUIRE(values(min(extremes, 0)) == std::vector<int64_t>{lowest, lowest});
+  // A strided axis of a 3-D tensor, and an empty sum (0).
+  Tensor t = reshape(arange(24, DType::f64).to(DType::i64), {2, 3, 4});
+  REQUIRE(values(sum(t, 1)) == std::vector<int64_t>{12, 15, 18, 21, 48, 51, 54, 57});
+  REQUIRE(values(min(t, 1)) == std::vector<int64_t>{0, 1, 2, 3, 12, 13, 14, 15});
+  REQUIRE(values(argmax(t, 1)) == std::vector<int64_t>(8, 2));
+  REQUIRE(values(sum(zeros({0, 3}, DType::i64), 0)) == std::vector<int64_t>{0, 0, 0});
+  // A sum past the range wraps around modulo 2^64, as PyTorch's int64 sums.
+  REQUIRE(values(sum(index_tensor({highest, 1}))) == std::vector<int64_t>{lowest});
+  // Counting hits: the i64 sum of an i64 comparison.
+  Tensor logits = tensor({0.1, 2.0, -1.0, 3.0, 0.0, 1.0, 0.5, 0.4, 0.3}, {3, 3});
+  REQUIRE(values(sum(equal(argmax(logits, 1), index_tensor({1, 2, 0})))) ==
+          std::vector<int64_t>{2});
+  // Not on the tape, and the reductions without an integer meaning still refuse i64.
+  tape().clear();
+  sum(x);
+  max(x, 0);
+  REQUIRE(tape().size() == 0);
+  require_error([&] { mean(x); }, {"mean", "f32 or f64", "i64"});
+  require_error([&] { mean(x, 1); }, {"mean", "f32 or f64", "i64"});
+  require_error([&] { logsumexp(x, 0); }, {"logsumexp", "f32 or f64", "i64"});
+  require_error([] { max(zeros({0}, DType::i64)); }, {"max", "empty"});
+}
+
+TEST_CASE("the CPU backend's reduce takes i64 for sum, max and min only", "[reduce]") {
+  Backend& cpu = backend_for(Device::cpu_device());
+  const int64_t x[6] = {4, -2, 9, 9, 0, -5};
+  int64_t out[3] = {};
+  cpu.reduce(ReduceOp::sum, DType::i64, x, out, 1, 2, 3);  // [1, 2, 3] over the middle axis
+  REQUIRE(std::vector<int64_t>(out, out + 3) == std::vector<int64_t>{13, -2, 4});
+  cpu.reduce(ReduceOp::max, DType::i64, x, out, 3, 2, 1);  // rows of 2
+  REQUIRE(std::vector<int64_t>(out, out + 3) == std::vector<int64_t>{4, 9, 0});
+  cpu.reduce(ReduceOp::min, DType::i64, x, out, 1, 6, 1);
+  REQUIRE(out[0] == -5);
+  cpu.argmax(DType::i64, x, out, 1, 6, 1);
+  REQUIRE(out[0] == 2);
+  require_error([&] { cpu.reduce(ReduceOp::mean, DType::i64, x, out, 1, 6, 1); },
+                {"reduce", "sum, max and min", "i64"});
+  require_error([&] { cpu.reduce(ReduceOp::logsumexp, DType::i64, x, out, 1, 6, 1); },
+                {"reduce", "i64"});
+}

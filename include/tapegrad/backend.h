@@ -105,6 +105,8 @@ enum class RandomDistribution : uint8_t {
 };
 
 // Reductions over the middle axis of a [outer, n, inner] view: out[o, i] = reduce_j x[o, j, i].
+// sum, max and min also take i64 (labels, counts), exactly: an i64 sum wraps around modulo 2^64
+// as PyTorch's does; mean and logsumexp need f32 or f64.
 enum class ReduceOp : uint8_t { sum, mean, max, min, logsumexp };
 
 // How a broadcast elementwise op walks its inputs: the output shape, and for each input its
@@ -217,10 +219,11 @@ class Backend {
                            uint64_t offset) = 0;
 
   // --- reductions ---
-  // x: [outer, n, inner] -> out: [outer, inner]
+  // x: [outer, n, inner] -> out: [outer, inner], both of `dtype` (i64 for sum, max, min only)
   virtual void reduce(ReduceOp op, DType dtype, const void* x, void* out, int64_t outer, int64_t n,
                       int64_t inner) = 0;
-  // out[o, i] = the first j with the largest x[o, j, i] (NaN counts as largest)   out: i64
+  // out[o, i] = the first j with the largest x[o, j, i] (NaN counts as largest); x of any dtype
+  //                                                                                 out: i64
   virtual void argmax(DType dtype, const void* x, int64_t* out, int64_t outer, int64_t n,
                       int64_t inner) = 0;
 

@@ -66,7 +66,9 @@ Tensor any(const Tensor& x);
 Tensor all(const Tensor& x);
 
 // ---------------------------------------------------------------- reductions
-// Over all elements (result has shape []) or over one axis.
+// Over all elements (result has shape []) or over one axis. sum, max, min and argmax also take
+// i64 (labels, counts), as PyTorch: exact, with an i64 result (a sum wraps around modulo 2^64),
+// and never recorded (i64 tensors have no gradient). mean and logsumexp need f32 or f64.
 Tensor sum(const Tensor& x);
 Tensor sum(const Tensor& x, int axis, bool keepdim = false);
 Tensor mean(const Tensor& x);

@@ -97,5 +97,6 @@ class CpuBackend final : public Backend {
 // The dtype dispatch both backends share (src/kernels/dispatch.h).
 using kernels::dispatch_any;
 using kernels::dispatch_floating;
+using kernels::dispatch_reduce;
 
 }  // namespace tg

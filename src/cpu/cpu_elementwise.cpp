@@ -296,31 +296,33 @@ void CpuBackend::where(DType dtype, const void* condition_, const void* a_, cons
 
 namespace {
 
-// Sums accumulate in double (k::SumType): float sums over a whole dataset would otherwise lose
-// digits.
+// Sums accumulate as k::SumAccumulator says: in double for f32 and f64 (float sums over a whole
+// dataset would otherwise lose digits), exactly for i64.
 template <class T>
 void reduce_sum(const T* x, T* out, int64_t outer, int64_t n, int64_t inner, double scale) {
+  using Sum = k::SumAccumulator<T>;
+  using Acc = typename Sum::type;
   if (inner == 1) {
     for (int64_t o = 0; o < outer; ++o) {
       const T* row = x + o * n;
-      k::SumType total = 0;
+      Acc total = 0;
 #pragma omp simd reduction(+ : total)
-      for (int64_t j = 0; j < n; ++j) total += row[j];
-      out[o] = static_cast<T>(total * scale);
+      for (int64_t j = 0; j < n; ++j) total += static_cast<Acc>(row[j]);
+      out[o] = Sum::finish(total, scale);
     }
     return;
   }
-  std::vector<k::SumType> totals(inner);
+  std::vector<Acc> totals(inner);
   for (int64_t o = 0; o < outer; ++o) {
-    std::fill(totals.begin(), totals.end(), 0.0);
-    k::SumType* t = totals.data();
+    std::fill(totals.begin(), totals.end(), Acc(0));
+    Acc* t = totals.data();
     for (int64_t j = 0; j < n; ++j) {
       const T* row = x + (o * n + j) * inner;
 #pragma omp simd
-      for (int64_t i = 0; i < inner; ++i) t[i] += row[i];
+      for (int64_t i = 0; i < inner; ++i) t[i] += static_cast<Acc>(row[i]);
     }
     T* dst = out + o * inner;
-    for (int64_t i = 0; i < inner; ++i) dst[i] = static_cast<T>(t[i] * scale);
+    for (int64_t i = 0; i < inner; ++i) dst[i] = Sum::finish(t[i], scale);
   }
 }
 
@@ -423,27 +425,30 @@ void reduce_logsumexp_rows(const T* x, T* out, int64_t rows, int64_t n) {
 
 void CpuBackend::reduce(ReduceOp op, DType dtype, const void* x_, void* out_, int64_t outer,
                         int64_t n, int64_t inner) {
-  dispatch_floating(dtype, "reduce", [&](auto zero) {
+  dispatch_reduce(op, dtype, [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     T* out = static_cast<T*>(out_);
-    constexpr T inf = std::numeric_limits<T>::infinity();
     switch (op) {
       case ReduceOp::sum: return reduce_sum(x, out, outer, n, inner, 1.0);
+      case ReduceOp::max:
+        return reduce_extreme(x, out, outer, n, inner, k::lowest_value<T>(), k::Maximum{});
+      case ReduceOp::min:
+        return reduce_extreme(x, out, outer, n, inner, k::highest_value<T>(), k::Minimum{});
       case ReduceOp::mean:
-        return reduce_sum(x, out, outer, n, inner, k::mean_scale(n));
-      case ReduceOp::max: return reduce_extreme(x, out, outer, n, inner, -inf, k::Maximum{});
-      case ReduceOp::min: return reduce_extreme(x, out, outer, n, inner, inf, k::Minimum{});
       case ReduceOp::logsumexp:
-        if (inner == 1) return reduce_logsumexp_rows(x, out, outer, n);
-        return reduce_logsumexp(x, out, outer, n, inner);
+        if constexpr (std::is_floating_point<T>::value) {  // dispatch_reduce refuses i64 here
+          if (op == ReduceOp::mean) return reduce_sum(x, out, outer, n, inner, k::mean_scale(n));
+          if (inner == 1) return reduce_logsumexp_rows(x, out, outer, n);
+          return reduce_logsumexp(x, out, outer, n, inner);
+        }
     }
   });
 }
 
 void CpuBackend::argmax(DType dtype, const void* x_, int64_t* out, int64_t outer, int64_t n,
                         int64_t inner) {
-  dispatch_floating(dtype, "argmax", [&](auto zero) {
+  dispatch_any(dtype, [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     for (int64_t o = 0; o < outer; ++o)

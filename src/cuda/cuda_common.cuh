@@ -30,6 +30,7 @@ __device__ inline int64_t grid_threads() { return static_cast<int64_t>(gridDim.x
 
 using kernels::dispatch_any;  // dtype -> C++ type, as the CPU backend: src/kernels/dispatch.h
 using kernels::dispatch_floating;
+using kernels::dispatch_reduce;
 
 // The shared memory a BlockRow's collectives use: CUB's scratch and one broadcast slot, enough for
 // every accumulator of kernel_bodies.h (at most 16 bytes) at up to 512 threads.

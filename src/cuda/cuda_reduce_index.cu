@@ -198,23 +198,28 @@ void sort_pairs(CudaBackend& backend, const int64_t* keys, const int64_t* positi
 void CudaBackend::reduce(ReduceOp op, DType dtype, const void* x_, void* out_, int64_t outer,
                          int64_t n, int64_t inner) {
   DeviceGuard guard(index_);
-  dispatch_floating(dtype, "reduce", [&](auto zero) {
+  dispatch_reduce(op, dtype, [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     T* out = static_cast<T*>(out_);
     switch (op) {
       case ReduceOp::sum: return run_reduce(*this, "sum", SumReduce<T>{1.0}, x, out, outer, n, inner);
-      case ReduceOp::mean:
-        return run_reduce(*this, "mean", SumReduce<T>{kernels::mean_scale(n)}, x, out, outer, n,
-                          inner);
       case ReduceOp::max:
-        return run_reduce(*this, "max", ExtremeReduce<T, kernels::Maximum>{-kernels::infinity<T>()},
-                          x, out, outer, n, inner);
+        return run_reduce(*this, "max",
+                          ExtremeReduce<T, kernels::Maximum>{kernels::lowest_value<T>()}, x, out,
+                          outer, n, inner);
       case ReduceOp::min:
-        return run_reduce(*this, "min", ExtremeReduce<T, kernels::Minimum>{kernels::infinity<T>()},
-                          x, out, outer, n, inner);
+        return run_reduce(*this, "min",
+                          ExtremeReduce<T, kernels::Minimum>{kernels::highest_value<T>()}, x, out,
+                          outer, n, inner);
+      case ReduceOp::mean:
       case ReduceOp::logsumexp:
-        return run_reduce(*this, "logsumexp", LogSumExpReduce<T>{}, x, out, outer, n, inner);
+        if constexpr (std::is_floating_point<T>::value) {  // dispatch_reduce refuses i64 here
+          if (op == ReduceOp::mean)
+            return run_reduce(*this, "mean", SumReduce<T>{kernels::mean_scale(n)}, x, out, outer,
+                              n, inner);
+          return run_reduce(*this, "logsumexp", LogSumExpReduce<T>{}, x, out, outer, n, inner);
+        }
     }
   });
 }
@@ -222,7 +227,7 @@ void CudaBackend::reduce(ReduceOp op, DType dtype, const void* x_, void* out_, i
 void CudaBackend::argmax(DType dtype, const void* x, int64_t* out, int64_t outer, int64_t n,
                          int64_t inner) {
   DeviceGuard guard(index_);
-  dispatch_floating(dtype, "argmax", [&](auto zero) {
+  dispatch_any(dtype, [&](auto zero) {
     using T = decltype(zero);
     run_reduce(*this, "argmax", ArgmaxReduce<T>{}, static_cast<const T*>(x), out, outer, n, inner);
   });

@@ -226,13 +226,13 @@ TG_HOST_DEVICE void kl_logits_grads(T g, T p_logit, const T* q_logit, T kl, cons
 
 template <class T>
 struct SumReduce {
-  using Acc = k::SumType;
+  using Acc = typename k::SumAccumulator<T>::type;
   using Out = T;
   double scale;  // 1 for sum, 1/n for mean
   TG_HOST_DEVICE Acc identity() const { return 0; }
   TG_HOST_DEVICE Acc of(T x, int64_t) const { return static_cast<Acc>(x); }
   TG_HOST_DEVICE Acc operator()(Acc a, Acc b) const { return a + b; }
-  TG_HOST_DEVICE Out finish(Acc a) const { return static_cast<T>(a * scale); }
+  TG_HOST_DEVICE Out finish(Acc a) const { return k::SumAccumulator<T>::finish(a, scale); }
 };
 
 template <class T, class Pick>

@@ -31,6 +31,17 @@ void dispatch_any(DType dtype, F&& f) {
   }
 }
 
+// Calls f(T{}) for a reduction: T = float or double for every ReduceOp, and int64_t for the ones
+// defined on integers (sum, max, min; backend.h); throws naming the kernel otherwise. f must
+// compile for int64_t, so it guards the floating-only ops with is_floating_point.
+template <class F>
+void dispatch_reduce(ReduceOp op, DType dtype, F&& f) {
+  if (dtype != DType::i64) return dispatch_floating(dtype, "reduce", f);
+  check(op == ReduceOp::sum || op == ReduceOp::max || op == ReduceOp::min, "reduce",
+        "only sum, max and min take an i64 tensor");
+  f(int64_t{});
+}
+
 // Calls f(Functor{}) for a Pointwise kind (fused_math.h has the functors).
 template <class Fn>
 void dispatch_pointwise(Backend::Pointwise kind, Fn&& f) {

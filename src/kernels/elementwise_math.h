@@ -21,6 +21,11 @@ namespace tg::kernels {
 // ±inf and NaN for host and device code alike (std::numeric_limits is host-only under nvcc).
 template <class T> TG_HOST_DEVICE constexpr T infinity() { return T(__builtin_huge_val()); }
 template <class T> TG_HOST_DEVICE constexpr T quiet_nan() { return T(__builtin_nan("")); }
+// The identities of max and min: -inf and +inf, or for i64 (which has no infinity) its extremes.
+template <class T> TG_HOST_DEVICE constexpr T lowest_value() { return -infinity<T>(); }
+template <> TG_HOST_DEVICE constexpr int64_t lowest_value<int64_t>() { return INT64_MIN; }
+template <class T> TG_HOST_DEVICE constexpr T highest_value() { return infinity<T>(); }
+template <> TG_HOST_DEVICE constexpr int64_t highest_value<int64_t>() { return INT64_MAX; }
 
 using std::abs;
 using std::cos;

@@ -20,6 +20,20 @@ namespace tg::kernels {
 // f32 sums over a whole dataset would otherwise lose digits. The result is rounded once.
 using SumType = double;
 
+// What a sum of T accumulates in, and its result (times `scale`: 1 for sum, 1/n for mean).
+// i64 sums (labels, counts; ReduceOp::sum only) are exact and wrap around modulo 2^64 like
+// PyTorch's; they accumulate as uint64, whose wrap-around C++ defines.
+template <class T>
+struct SumAccumulator {
+  using type = SumType;
+  static TG_HOST_DEVICE T finish(type total, double scale) { return static_cast<T>(total * scale); }
+};
+template <>
+struct SumAccumulator<int64_t> {
+  using type = uint64_t;
+  static TG_HOST_DEVICE int64_t finish(type total, double) { return static_cast<int64_t>(total); }
+};
+
 // mean = Σ / n; the mean of nothing is NaN (0/0), as in PyTorch.
 TG_HOST_DEVICE inline double mean_scale(int64_t n) {
   return n ? 1.0 / static_cast<double>(n) : quiet_nan<double>();
@@ -128,9 +142,10 @@ struct ArgBest {
   int64_t index;
 };
 
-// The identity of the merge: loses to every element (-inf at a larger index than any).
+// The identity of the merge: loses to every element (the lowest value, -inf or i64's least, at a
+// larger index than any).
 template <class T> TG_HOST_DEVICE inline ArgBest<T> empty_arg_best() {
-  return {-infinity<T>(), INT64_MAX};
+  return {lowest_value<T>(), INT64_MAX};
 }
 
 template <class T>

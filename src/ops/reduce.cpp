@@ -12,9 +12,18 @@ using detail::reduced_shape;
 
 namespace {
 
+// sum, max, min and argmax take i64 too (labels, counts; exact, giving i64 as in PyTorch): an
+// i64 tensor never requires grad, so they record nothing there. mean and logsumexp need f32/f64.
+bool takes_i64(ReduceOp op) {
+  return op == ReduceOp::sum || op == ReduceOp::max || op == ReduceOp::min;
+}
+void check_input(const char* name, const Tensor& x, bool i64_too) {
+  if (!(i64_too && x.defined() && x.dtype() == DType::i64)) detail::check_floating(name, x);
+}
+
 // Runs one backend reduction over `axis` (or over everything when axis < 0).
 Tensor reduce_kernel(const char* name, ReduceOp op, const Tensor& x, int axis, bool keepdim) {
-  detail::check_floating(name, x);
+  check_input(name, x, takes_i64(op));
   Shape out_shape;
   AxisView view(Shape{x.numel()}, 0);
   if (axis >= 0) {
@@ -85,7 +94,7 @@ Tensor logsumexp_impl(const Tensor& x, int axis, bool keepdim) {
 
 Tensor sum(const Tensor& x) { return sum_like("sum", ReduceOp::sum, x, -1, false); }
 Tensor sum(const Tensor& x, int axis, bool keepdim) {
-  detail::check_floating("sum", x);
+  check_input("sum", x, true);
   return sum_like("sum", ReduceOp::sum, x, x.shape().axis(axis, "sum"), keepdim);
 }
 Tensor mean(const Tensor& x) { return sum_like("mean", ReduceOp::mean, x, -1, false); }
@@ -95,12 +104,12 @@ Tensor mean(const Tensor& x, int axis, bool keepdim) {
 }
 Tensor max(const Tensor& x) { return extreme("max", ReduceOp::max, x, -1, false); }
 Tensor max(const Tensor& x, int axis, bool keepdim) {
-  detail::check_floating("max", x);
+  check_input("max", x, true);
   return extreme("max", ReduceOp::max, x, x.shape().axis(axis, "max"), keepdim);
 }
 Tensor min(const Tensor& x) { return extreme("min", ReduceOp::min, x, -1, false); }
 Tensor min(const Tensor& x, int axis, bool keepdim) {
-  detail::check_floating("min", x);
+  check_input("min", x, true);
   return extreme("min", ReduceOp::min, x, x.shape().axis(axis, "min"), keepdim);
 }
 Tensor logsumexp(const Tensor& x) { return logsumexp_impl(x, -1, false); }
@@ -110,7 +119,7 @@ Tensor logsumexp(const Tensor& x, int axis, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, int axis) {
-  detail::check_floating("argmax", x);
+  check_input("argmax", x, true);
   int a = x.shape().axis(axis, "argmax");
   AxisView view(x.shape(), a);
   check(view.n > 0, "argmax", "cannot take the argmax of an empty axis of shape ", x.shape());
