@@ -178,6 +178,8 @@ inline std::set<std::string> expected_coverage() {
       "pointwise_backward, gradient per element",
       "im2col, strided", "im2col, dilated", "im2col, padded",
       "col2im, overlapping windows", "col2im, padded", "max_pool2d_index, padded",
+      "batch_norm, weight and bias", "batch_norm, no weight or bias",
+      "batch_norm_backward, grad_x", "batch_norm_backward, grad_weight and grad_bias",
   };
   for (const char* dtype : {"f32", "f64"}) {
     const std::string t = std::string(" ") + dtype;
@@ -185,7 +187,7 @@ inline std::set<std::string> expected_coverage() {
                                "argmax", "adam_step", "sgd_step", "gemm", "gather", "scatter_add",
                                "one_hot", "kl_logits", "kl_logits_backward", "cross_entropy",
                                "cross_entropy_backward", "im2col", "col2im",
-                               "max_pool2d_index"})
+                               "max_pool2d_index", "batch_norm", "batch_norm_backward"})
       all.insert(kernel + t);
     for (UnaryOp op : every<UnaryOp>()) all.insert(std::string("unary ") + kind_name(op) + t);
     for (BinaryOp op : every<BinaryOp>()) all.insert(std::string("binary ") + kind_name(op) + t);
@@ -369,6 +371,21 @@ class CoverageBackend final : public Backend {
     note("max_pool2d_index", t);
     if (w.pad_h + w.pad_w > 0) note("max_pool2d_index, padded");
     inner_.max_pool2d_index(t, x, i, w);
+  }
+  void batch_norm(DType t, const void* x, const void* w, const void* b, void* y, void* mean,
+                  void* var, void* invstd, const BatchNormLayout& l) override {
+    note("batch_norm", t);
+    note(w && b ? "batch_norm, weight and bias" : !w && !b ? "batch_norm, no weight or bias"
+                                                        : "batch_norm, weight or bias");
+    inner_.batch_norm(t, x, w, b, y, mean, var, invstd, l);
+  }
+  void batch_norm_backward(DType t, const void* g, const void* x, const void* w, const void* mean,
+                           const void* invstd, void* gx, void* gw, void* gb,
+                           const BatchNormLayout& l) override {
+    note("batch_norm_backward", t);
+    if (gx) note("batch_norm_backward, grad_x");
+    if (gw && gb) note("batch_norm_backward, grad_weight and grad_bias");
+    inner_.batch_norm_backward(t, g, x, w, mean, invstd, gx, gw, gb, l);
   }
   void pointwise(Pointwise k, DType t, const PointwiseInputs& in, void* o, int64_t n, double p,
                  bool sum, double scale) override {

@@ -76,6 +76,15 @@ class StandInBackend final : public Backend {
   void max_pool2d_index(DType t, const void* x, int64_t* i, const Window2d& w) override {
     cpu.max_pool2d_index(t, x, i, w);
   }
+  void batch_norm(DType t, const void* x, const void* w, const void* b, void* y, void* mean,
+                  void* var, void* invstd, const BatchNormLayout& l) override {
+    cpu.batch_norm(t, x, w, b, y, mean, var, invstd, l);
+  }
+  void batch_norm_backward(DType t, const void* g, const void* x, const void* w, const void* mean,
+                           const void* invstd, void* gx, void* gw, void* gb,
+                           const BatchNormLayout& l) override {
+    cpu.batch_norm_backward(t, g, x, w, mean, invstd, gx, gw, gb, l);
+  }
   // --- fused primitives (functional.h) ---
   void pointwise(Pointwise k, DType t, const PointwiseInputs& in, void* o, int64_t n, double p,
                  bool sum, double scale) override { cpu.pointwise(k, t, in, o, n, p, sum, scale); }

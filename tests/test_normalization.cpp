@@ -4,6 +4,7 @@
 // switching dropout and batch norm together, and buffers round-tripping through state dicts
 // and checkpoint files.
 #include <cmath>
+#include <cstring>
 
 #include "file_helpers.h"
 #include "helpers.h"
@@ -130,6 +131,162 @@ TEST_CASE("batch_norm rejects bad shapes with the op's name", "[norm]") {
                 {"batch_norm", "more than one value"});
   nn::BatchNorm2d bn(3);
   require_error([&] { bn(zeros({4, 3})); }, {"BatchNorm2d", "[N, 3, H, W]"});
+}
+
+// ---------------------------------------------------------------- the fused training kernel
+
+namespace {
+
+// Training-mode batch_norm written as the composition of recorded ops it was before the fused
+// kernel (docs/math.md): the reference for the kernel's values and gradients.
+Tensor composed_batch_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
+  const int64_t n = x.size(0), c = x.size(1), rest = x.numel() / (n * c);
+  Tensor x3 = reshape(x, {n, c, rest});
+  auto channel_mean = [](const Tensor& t) { return mean(mean(t, 2, true), 0, true); };
+  Tensor centered = x3 - channel_mean(x3);
+  Tensor y = centered * pow(channel_mean(square(centered)) + eps, -0.5);
+  if (w.defined()) y = y * reshape(w, {1, c, 1});
+  if (b.defined()) y = y + reshape(b, {1, c, 1});
+  return reshape(y, x.shape());
+}
+
+// A leaf of `dtype` holding t's values.
+Tensor leaf(const Tensor& t, DType dtype) { return t.detach().to(dtype).set_requires_grad(); }
+
+// The inputs of a batch_norm call: x, then weight and bias where `affine` has them.
+struct Affine {
+  bool weight, bias;
+};
+const Affine kAffines[] = {{true, true}, {true, false}, {false, true}, {false, false}};
+
+}  // namespace
+
+TEST_CASE("the fused batch_norm equals the composition of ops element by element: output, "
+          "running statistics and every gradient, in f32 and f64",
+          "[norm]") {
+  unsigned seed = 40;
+  for (Shape shape : {Shape{7, 3}, Shape{4, 3, 5, 2}, Shape{16, 8, 9, 7}, Shape{3, 4, 37}})
+    for (DType dtype : {DType::f64, DType::f32})
+      for (Affine affine : kAffines) {
+        const int64_t c = shape[1];
+        Tensor x = leaf(random_input(shape, ++seed, -2, 3), dtype);
+        Tensor w = affine.weight ? leaf(random_input({c}, ++seed, 0.5, 2), dtype) : Tensor();
+        Tensor b = affine.bias ? leaf(random_input({c}, ++seed), dtype) : Tensor();
+        Tensor grad_y = random_input(shape, ++seed).detach().to(dtype);
+        Tensor rm = zeros({c}, dtype), rv = ones({c}, dtype);
+        Tensor y = batch_norm(x, rm, rv, w, b, true, 0.1, 1e-3);
+        std::vector<Tensor> inputs = {x};
+        if (w.defined()) inputs.push_back(w);
+        if (b.defined()) inputs.push_back(b);
+        std::vector<Tensor> grads = grad({y}, inputs, {grad_y});
+        // The reference in f64 from the same (rounded) inputs.
+        std::vector<Tensor> inputs64;
+        for (const Tensor& t : inputs) inputs64.push_back(leaf(t, DType::f64));
+        Tensor x64 = inputs64[0];
+        Tensor w64 = w.defined() ? inputs64[1] : Tensor();
+        Tensor b64 = b.defined() ? inputs64.back() : Tensor();
+        Tensor want = composed_batch_norm(x64, w64, b64, 1e-3);
+        std::vector<Tensor> want_grads = grad({want}, inputs64, {grad_y.to(DType::f64)});
+        const double tolerance = dtype == DType::f64 ? 1e-12 : 2e-5;
+        INFO("shape " << shape << " " << dtype_name(dtype) << " weight " << affine.weight
+                      << " bias " << affine.bias);
+        require_values(y, want.to_vector(), tolerance);
+        for (size_t k = 0; k < grads.size(); ++k) {
+          INFO("gradient of input " << k);
+          require_values(grads[k], want_grads[k].to_vector(), tolerance);
+        }
+        // running statistics: momentum 0.1 from 0 and 1, the unbiased variance
+        ChannelStats st = channel_stats(x64);
+        const double m = double(x.numel() / c);
+        std::vector<double> want_mean, want_var;
+        for (int64_t k = 0; k < c; ++k) {
+          want_mean.push_back(0.1 * st.mean[k]);
+          want_var.push_back(0.9 + 0.1 * st.var[k] * m / (m - 1));
+        }
+        require_values(rm, want_mean, tolerance);
+        require_values(rv, want_var, tolerance);
+      }
+}
+
+TEST_CASE("the fused batch_norm keeps its digits when the mean is large against the spread",
+          "[norm]") {
+  // f32 values 1000 + N(0, 1): E[x²] - mean² in f32 would lose every digit of the variance.
+  Generator g(4);
+  Tensor x = add(normal({64, 2, 6, 6}, 0, 1, g), 1000.0);
+  Tensor y = batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true);
+  ChannelStats st = channel_stats(x);
+  std::vector<double> one(2, 1.0), zero(2, 0.0);
+  require_values(y, normalized(x, st.mean, st.var, one, zero, 1e-5), 1e-4);
+}
+
+TEST_CASE("the fused batch_norm passes gradcheck and gradgradcheck on [N, C] and [N, C, H, W], "
+          "with and without weight and bias",
+          "[norm]") {
+  unsigned seed = 70;
+  for (Shape shape : {Shape{6, 3}, Shape{3, 2, 3, 2}})
+    for (Affine affine : kAffines) {
+      INFO("shape " << shape << " weight " << affine.weight << " bias " << affine.bias);
+      const int64_t c = shape[1];
+      Inputs in = {random_input(shape, ++seed)};
+      if (affine.weight) in.push_back(random_input({c}, ++seed, 0.5, 2));
+      if (affine.bias) in.push_back(random_input({c}, ++seed));
+      auto f = [affine](const Inputs& v) {
+        Tensor w = affine.weight ? v[1] : Tensor();
+        Tensor b = affine.bias ? v.back() : Tensor();
+        Tensor rm = zeros({v[0].size(1)}, DType::f64), rv = ones({v[0].size(1)}, DType::f64);
+        return sin(batch_norm(v[0], rm, rv, w, b, true));  // a nonlinearity after it
+      };
+      REQUIRE_GRADCHECK(f, in);
+      REQUIRE_GRADGRADCHECK(f, in);
+    }
+}
+
+TEST_CASE("the fused batch_norm's kernel backward equals its recorded backward (create_graph)",
+          "[norm]") {
+  Tensor x = random_input({5, 3, 4, 2}, 81), w = random_input({3}, 82, 0.5, 2);
+  Tensor b = random_input({3}, 83), grad_y = random_input({5, 3, 4, 2}, 84).detach();
+  auto gradients = [&](bool create_graph) {
+    Tensor y = batch_norm(x, Tensor(), Tensor(), w, b, true);
+    return grad({y}, {x, w, b}, {grad_y}, create_graph);
+  };
+  std::vector<Tensor> kernel = gradients(false), recorded = gradients(true);
+  REQUIRE(recorded[0].requires_grad());
+  for (size_t k = 0; k < 3; ++k) {
+    INFO("input " << k);
+    require_values(kernel[k], recorded[k].to_vector(), 1e-12);
+  }
+}
+
+TEST_CASE("the fused batch_norm gives the same bits on 1, 2, 3 and 8 threads", "[norm]") {
+  struct ThreadsGuard {  // restores the thread count, also when an assertion fails
+    int threads = num_threads();
+    ~ThreadsGuard() { set_num_threads(threads); }
+  } guard;
+  Generator g(12);
+  // The CNN example's first batch norm at batch 16: a task per channel.
+  Tensor x0 = relu(normal({16, 8, 28, 28}, 0.3, 2, g)), grad_y = normal({16, 8, 28, 28}, 0, 1, g);
+  Tensor w0 = uniform({8}, 0.5, 2, g), b0 = uniform({8}, -1, 1, g);
+  auto run = [&] {
+    Tensor x = x0.clone().set_requires_grad(), w = w0.clone().set_requires_grad();
+    Tensor b = b0.clone().set_requires_grad();
+    Tensor rm = zeros({8}), rv = ones({8});
+    Tensor y = batch_norm(x, rm, rv, w, b, true);
+    std::vector<Tensor> out = grad({y}, {x, w, b}, {grad_y});
+    out.insert(out.end(), {y.detach(), rm, rv});
+    std::vector<std::vector<double>> values;
+    for (const Tensor& t : out) values.push_back(t.to_vector());
+    return values;
+  };
+  set_num_threads(1);
+  const auto one = run();
+  for (int threads : {2, 3, 8}) {
+    set_num_threads(threads);
+    const auto many = run();
+    for (size_t k = 0; k < one.size(); ++k) {
+      INFO("result " << k << " on " << threads << " threads");
+      REQUIRE(std::memcmp(many[k].data(), one[k].data(), one[k].size() * sizeof(double)) == 0);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- modules, train/eval, buffers

@@ -278,6 +278,30 @@ class Backend {
   virtual void max_pool2d_index(DType dtype, const void* x, int64_t* index,
                                 const Window2d& window) = 0;
 
+  // --- batch normalisation in training mode (src/ops/normalization.cpp) ---
+  // x is viewed as [batch, channels, inner]; channel c has the m = batch·inner values x[b, c, r]
+  // (m >= 1). The math is in src/kernels/norm_math.h; sums run in double.
+  struct BatchNormLayout {
+    int64_t batch = 1, channels = 1, inner = 1;
+    double eps = 1e-5;
+  };
+  // Per channel, in two passes over x:
+  //   mean = Σ x / m    var = Σ (x - mean)² / m (biased)    invstd = 1/√(var + eps)
+  //   y = (x - mean)·invstd·weight + bias           (weight, bias [channels], or null: 1 and 0)
+  //   x, y: [batch, channels, inner]    mean, var, invstd: [channels]
+  virtual void batch_norm(DType dtype, const void* x, const void* weight, const void* bias,
+                          void* y, void* mean, void* var, void* invstd,
+                          const BatchNormLayout& layout) = 0;
+  // The backward, from the forward's mean and invstd (x̂ = (x - mean)·invstd; sums per channel):
+  //   grad_bias = Σ grad_y    grad_weight = Σ grad_y·x̂
+  //   grad_x = weight·invstd·(grad_y - grad_bias/m - x̂·grad_weight/m)
+  // weight null means 1; any of grad_x, grad_weight, grad_bias may be null (not wanted).
+  //   grad_y, x, grad_x: [batch, channels, inner]    the rest: [channels]
+  virtual void batch_norm_backward(DType dtype, const void* grad_y, const void* x,
+                                   const void* weight, const void* mean, const void* invstd,
+                                   void* grad_x, void* grad_weight, void* grad_bias,
+                                   const BatchNormLayout& layout) = 0;
+
   // --- fused primitives (functional.h) ---
   // Each primitive of functional.h has a forward and a backward kernel that make one or two
   // passes over memory. The math of every element lives in src/kernels/fused_math.h, shared with

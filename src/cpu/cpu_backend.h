@@ -67,6 +67,13 @@ class CpuBackend final : public Backend {
   void max_pool2d_index(DType dtype, const void* x, int64_t* index,
                         const Window2d& window) override;
 
+  // --- batch norm: src/cpu/cpu_norm.cpp ---
+  void batch_norm(DType dtype, const void* x, const void* weight, const void* bias, void* y,
+                  void* mean, void* var, void* invstd, const BatchNormLayout& layout) override;
+  void batch_norm_backward(DType dtype, const void* grad_y, const void* x, const void* weight,
+                           const void* mean, const void* invstd, void* grad_x, void* grad_weight,
+                           void* grad_bias, const BatchNormLayout& layout) override;
+
   // --- fused primitives (functional.h): src/cpu/cpu_fused.cpp ---
   void pointwise(Pointwise kind, DType dtype, const PointwiseInputs& inputs, void* out, int64_t n,
                  double param, bool sum, double scale) override;

@@ -39,13 +39,10 @@ ValidRange valid_outputs(int64_t offset, int64_t stride, int64_t pad, int64_t si
   return {begin, end};
 }
 
-// The work of a task: about this many elements read or written. Smaller kernels run on the
-// calling thread (cpu::parallel_for's rule).
-constexpr int64_t kParallelGrain = 16384;
-
-// Tasks of whole units of `unit_work` elements each, about kParallelGrain elements a task.
+// Tasks of whole units of `unit_work` elements read or written each, about cpu::kParallelGrain
+// elements a task (smaller kernels run on the calling thread: cpu::parallel_for's rule).
 int64_t units_per_task(int64_t unit_work) {
-  return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, unit_work));
+  return std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(1, unit_work));
 }
 
 // Calls body(row_of_x, row_of_columns, valid ox range, x offset of ox = 0) for the out_h output

@@ -9,6 +9,7 @@
 //                        Philox, optimizer steps, gather/scatter_add/one_hot
 //   cuda_fused.cu        the fused primitives of functional.h
 //   cuda_window.cu       im2col, col2im and max_pool2d_index (conv2d and the pools)
+//   cuda_norm.cu         batch norm's training forward and its backward
 #pragma once
 
 #include <cublas_v2.h>
@@ -91,6 +92,11 @@ class CudaBackend final : public Backend {
   void col2im(DType dtype, const void* columns, void* x, const Window2d& window) override;
   void max_pool2d_index(DType dtype, const void* x, int64_t* index,
                         const Window2d& window) override;
+  void batch_norm(DType dtype, const void* x, const void* weight, const void* bias, void* y,
+                  void* mean, void* var, void* invstd, const BatchNormLayout& layout) override;
+  void batch_norm_backward(DType dtype, const void* grad_y, const void* x, const void* weight,
+                           const void* mean, const void* invstd, void* grad_x, void* grad_weight,
+                           void* grad_bias, const BatchNormLayout& layout) override;
 
   void pointwise(Pointwise kind, DType dtype, const PointwiseInputs& inputs, void* out, int64_t n,
                  double param, bool sum, double scale) override;
