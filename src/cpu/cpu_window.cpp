@@ -66,6 +66,33 @@ void for_each_window_row(const Window2d& w, T* x, T* columns, int64_t c, int64_t
   }
 }
 
+// im2col's block for window offset (i, j) of one image plane when the window moves by one pixel
+// and output rows are as long as input rows (stride 1, no dilation, out_w == width: a "same"
+// convolution): the block is the plane shifted by (dy, dx) = (i - pad_h, j - pad_w), so the
+// valid rows are one contiguous copy — the few entries that wrap around from a neighbouring row
+// are then overwritten with the zeros of the padding columns. Same values as the row-by-row copy.
+template <class T>
+void shifted_plane(const T* plane, T* out, const Window2d& w, int64_t i, int64_t j) {
+  const int64_t width = w.width, dy = i - w.pad_h, dx = j - w.pad_w;
+  const int64_t row_begin = std::max<int64_t>(0, -dy);
+  const int64_t row_end = std::max(row_begin, std::min(w.out_h, w.height - dy));
+  const int64_t column_begin = std::max<int64_t>(0, -dx);
+  const int64_t column_end = std::min(width, width - dx);
+  if (column_begin >= column_end || row_begin == row_end) {
+    std::fill(out, out + w.out_h * width, T(0));
+    return;
+  }
+  std::fill(out, out + row_begin * width, T(0));
+  std::fill(out + row_end * width, out + w.out_h * width, T(0));
+  const int64_t first = row_begin * width + column_begin;
+  const int64_t last = (row_end - 1) * width + column_end;
+  std::copy(plane + first + dy * width + dx, plane + last + dy * width + dx, out + first);
+  for (int64_t oy = row_begin; oy < row_end; ++oy) {
+    std::fill(out + oy * width, out + oy * width + column_begin, T(0));
+    std::fill(out + oy * width + column_end, out + (oy + 1) * width, T(0));
+  }
+}
+
 }  // namespace
 
 // columns[(c, i, j), (b, oy, ox)] = x[b, c, y, x], or 0 outside the image
@@ -92,12 +119,19 @@ void CpuBackend::im2col(DType dtype, const void* x, void* columns, const Window2
       for (int64_t ox = r.end; ox < out_w; ++ox) out[ox] = pad;
     };
     const int64_t blocks = w.channels * w.kernel_h * w.kernel_w * w.batch;
-    cpu::parallel_for(blocks, units_per_task(w.out_h * w.out_w), [&](int64_t first, int64_t end) {
+    const bool same_rows = w.stride_h == 1 && w.stride_w == 1 && w.dilation_h == 1 &&
+                           w.dilation_w == 1 && w.out_w == w.width;
+    const int64_t out_plane = w.out_h * w.out_w;
+    cpu::parallel_for(blocks, units_per_task(out_plane), [&](int64_t first, int64_t end) {
       for (int64_t block = first; block < end; ++block) {
         const int64_t row = block / w.batch, b = block - row * w.batch;
         const int64_t j = row % w.kernel_w, i = (row / w.kernel_w) % w.kernel_h;
         const int64_t c = row / (w.kernel_w * w.kernel_h);
-        for_each_window_row(w, image, out_columns, c, i, j, b, copy_row);
+        if (same_rows)
+          shifted_plane(image + (b * w.channels + c) * w.height * w.width,
+                        out_columns + block * out_plane, w, i, j);
+        else
+          for_each_window_row(w, image, out_columns, c, i, j, b, copy_row);
       }
     });
   });
