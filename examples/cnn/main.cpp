@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,7 @@
 #include "blas_kernels.h"
 #include "cli_checks.h"
 #include "fashion_mnist.h"
+#include "plot.h"
 #include "cnn.h"
 
 namespace {
@@ -105,29 +107,33 @@ void write_confusion_csv(const std::string& path, const std::vector<int64_t>& co
   tg::data::write_csv(path, columns, rows);
 }
 
-// confusion.png: a cell per (true row, predicted column), white for none of the row's test
-// images to dark blue for all of them; the diagonal holds the correct ones.
+std::string percent(double fraction) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f%%", 100 * fraction);
+  return text;
+}
+
+// confusion.png: a cell per (true row, predicted column) with its count, white for none of the
+// row's test images to dark blue for all of them; the diagonal holds the correct ones.
 void write_confusion_png(const std::string& path, const std::vector<int64_t>& confusion,
-                         int64_t classes) {
-  const int cell = 40, border = 2, side = static_cast<int>(classes) * cell + 2 * border;
-  tg::Image image(side, side, 3, 128);
-  for (int64_t t = 0; t < classes; ++t) {
+                         const std::vector<std::string>& names, double accuracy) {
+  const size_t classes = names.size();
+  examples::Heatmap map;
+  map.title = "confusion matrix on the test set (accuracy " + percent(accuracy) + ")";
+  map.x_label = "predicted class";
+  map.y_label = "true class";
+  map.row_names = map.column_names = names;
+  for (size_t t = 0; t < classes; ++t) {
     int64_t row_total = 0;
-    for (int64_t p = 0; p < classes; ++p) row_total += confusion[t * classes + p];
-    for (int64_t p = 0; p < classes; ++p) {
-      double f = row_total ? double(confusion[t * classes + p]) / double(row_total) : 0.0;
-      f = std::sqrt(f);  // so that the few percent of a confusion stand out
-      uint8_t rgb[3] = {static_cast<uint8_t>(255 - 247 * f), static_cast<uint8_t>(255 - 207 * f),
-                        static_cast<uint8_t>(255 - 148 * f)};
-      for (int y = 1; y < cell - 1; ++y)
-        for (int x = 1; x < cell - 1; ++x) {
-          uint8_t* px = image.pixel(border + static_cast<int>(p) * cell + x,
-                                    border + static_cast<int>(t) * cell + y);
-          px[0] = rgb[0], px[1] = rgb[1], px[2] = rgb[2];
-        }
+    for (size_t p = 0; p < classes; ++p) row_total += confusion[t * classes + p];
+    for (size_t p = 0; p < classes; ++p) {
+      const int64_t count = confusion[t * classes + p];
+      // the square root, so that the few percent of a confusion stand out
+      map.shade.push_back(row_total ? std::sqrt(double(count) / double(row_total)) : 0.0);
+      map.text.push_back(std::to_string(count));
     }
   }
-  tg::write_png(path, image);
+  map.save_png(path);
 }
 
 // ---------------------------------------------------------------- history.csv
@@ -245,8 +251,9 @@ int run(const Options& options) {
 
   cnn::EpochResult final_test = cnn::evaluate(model, test_loader);
   write_confusion_csv(options.out + "/confusion.csv", final_test.confusion, config.classes);
-  write_confusion_png(options.out + "/confusion.png", final_test.confusion, config.classes);
   std::vector<std::string> names = class_names(options.data, config.classes);
+  write_confusion_png(options.out + "/confusion.png", final_test.confusion, names,
+                      final_test.accuracy);
   std::printf("test accuracy %.2f%%; per class:", 100 * final_test.accuracy);
   for (int64_t t = 0; t < config.classes; ++t) {
     int64_t total = 0;
@@ -255,8 +262,10 @@ int run(const Options& options) {
                 total ? 100.0 * double(final_test.confusion[t * config.classes + t]) / double(total)
                       : 0.0);
   }
-  std::printf("\nwrote %s/{confusion.png, confusion.csv, history.csv, checkpoint.tgc}\n",
-              options.out.c_str());
+  // history.csv and the checkpoint are written after each epoch: none when no epoch ran (a
+  // --resume that had already reached --epochs).
+  std::printf("\nwrote %s/{confusion.png, confusion.csv%s}\n", options.out.c_str(),
+              epochs_run > 0 ? ", history.csv, checkpoint.tgc" : "");
   tg::MemoryStats memory = backend.memory_stats();
   std::printf("memory: peak %.1f MB in tensors (%.1f MB of it the dataset)",
               memory.peak_bytes_in_use / 1e6,

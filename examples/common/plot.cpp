@@ -102,12 +102,67 @@ void fit_range(const std::vector<const std::vector<double>*>& columns, double& l
   high += pad;
 }
 
-}  // namespace
-
-void Plot::save_png(const std::string& path, int width, int height) const {
+void check_memcairo() {
   tg::check(has_memcairo(), "plot",
             "PLplot's memcairo device is missing; install it with "
             "`apt-get install plplot-driver-cairo`");
+}
+
+// Starts PLplot drawing into `image` (its memcairo device: the same cairo rendering as
+// pngcairo); tg::write_png then writes the file, atomically like every file tapegrad writes.
+void begin_page(tg::Image& image) {
+  plsdev("memcairo");
+  plsmem(image.width, image.height, image.pixels.data());
+  plscol0(0, 255, 255, 255);  // background
+  plscol0(15, 0, 0, 0);       // axes and text
+  plinit();
+  plcol0(15);
+  pladv(0);
+}
+
+}  // namespace
+
+void Heatmap::save_png(const std::string& path, int width, int height) const {
+  const size_t rows = row_names.size(), columns = column_names.size();
+  tg::check(rows > 0 && columns > 0 && shade.size() == rows * columns &&
+                text.size() == rows * columns,
+            "heatmap", "expected ", rows, " × ", columns, " shades and texts, got ", shade.size(),
+            " and ", text.size());
+  check_memcairo();
+  tg::Image image(width, height, 3, 255);
+  begin_page(image);
+  plvpor(0.2, 0.95, 0.2, 0.9);  // room for the names on the left and at the bottom
+  plwind(0, double(columns), 0, double(rows));
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < columns; ++c) {
+      const double f = std::clamp(shade[r * columns + c], 0.0, 1.0);
+      plscol0(1, static_cast<int>(255 - 247 * f), static_cast<int>(255 - 207 * f),
+              static_cast<int>(255 - 148 * f));
+      plcol0(1);
+      const double top = double(rows - r), left = double(c);  // row 0 at the top
+      PLFLT xs[4] = {left, left + 1, left + 1, left}, ys[4] = {top, top, top - 1, top - 1};
+      plfill(4, xs, ys);
+      plcol0(f > 0.5 ? 0 : 15);  // white text on dark cells
+      plschr(0, 0.7);
+      plptex(left + 0.5, top - 0.6, 1, 0, 0.5, text[r * columns + c].c_str());
+    }
+  plcol0(15);
+  plschr(0, 0.8);
+  plbox("bc", 0, 0, "bc", 0, 0);
+  for (size_t c = 0; c < columns; ++c)  // names below the columns, written upwards
+    plmtex("bv", 0.5, (double(c) + 0.5) / double(columns), 1.0, column_names[c].c_str());
+  for (size_t r = 0; r < rows; ++r)
+    plmtex("lv", 0.5, 1.0 - (double(r) + 0.5) / double(rows), 1.0, row_names[r].c_str());
+  plschr(0, 1.0);
+  plmtex("b", 7.5, 0.5, 0.5, x_label.c_str());
+  plmtex("l", 9.0, 0.5, 0.5, y_label.c_str());
+  plmtex("t", 1.5, 0.5, 0.5, title.c_str());
+  plend();
+  tg::write_png(path, image);
+}
+
+void Plot::save_png(const std::string& path, int width, int height) const {
+  check_memcairo();
   double x_low = x_low_, x_high = x_high_, y_low = y_low_, y_high = y_high_;
   // With a log x axis PLplot draws log10(x): the series are transformed first.
   std::vector<Series> series = series_;
@@ -131,16 +186,8 @@ void Plot::save_png(const std::string& path, int width, int height) const {
   if (!fixed_x_) fit_range(xs, x_low, x_high);
   if (!fixed_y_) fit_range(ys, y_low, y_high);
 
-  // PLplot draws into memory (its memcairo device: the same cairo rendering as pngcairo) and
-  // tg::write_png writes the file, atomically like every file tapegrad writes.
   tg::Image image(width, height, 3, 255);  // a white page to draw on
-  plsdev("memcairo");
-  plsmem(width, height, image.pixels.data());
-  plscol0(0, 255, 255, 255);  // background
-  plscol0(15, 0, 0, 0);       // axes and text
-  plinit();
-  plcol0(15);
-  pladv(0);
+  begin_page(image);
   plvpor(0.1, legend_outside_ ? 0.74 : 0.95, 0.12, 0.9);  // room for the legend on the right
   plwind(x_low, x_high, y_low, y_high);
   plbox(log_x_ ? "bcnstl" : "bcnst", 0, 0, "bcnstv", 0, 0);

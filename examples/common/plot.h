@@ -53,4 +53,15 @@ class Plot {
   double x_low_ = 0, x_high_ = 1, y_low_ = 0, y_high_ = 1;
 };
 
+// A matrix of cells as a PNG (a confusion matrix): row 0 at the top, cell (r, c) shaded from
+// white (shade 0) to dark blue (shade 1) and labelled with text[r·columns + c], rows and columns
+// named along the left and bottom edges. Throws tg::Error on failure, like Plot::save_png.
+struct Heatmap {
+  std::string title, x_label, y_label;
+  std::vector<std::string> row_names, column_names;
+  std::vector<double> shade;       // rows × columns, each in [0, 1]
+  std::vector<std::string> text;   // rows × columns
+  void save_png(const std::string& path, int width = 900, int height = 820) const;
+};
+
 }  // namespace examples
