@@ -121,7 +121,7 @@ Tensor kl_logits_op(const char* name, const Tensor& p, const Tensor& q, const Te
                          : empty(kl_shape, p.dtype(), p.device());
   Tensor stats = empty({t.layout.outer * t.layout.inner * 4}, p.dtype(), p.device());
   if (!empty_axis)
-    backend_of(p).kl_logits(p.dtype(), p.raw_data(), q.defined() ? q.raw_data() : nullptr,
+    backend_of(p).kl_logits(p.dtype(), p.raw_data(), detail::data_or_null(q),
                             kl.raw_data(), stats.raw_data(), t.layout);
   // entropy_logits reports log n - kl: the same kernel, a sign and an offset.
   Tensor y = sign == 1 && offset == 0
@@ -150,9 +150,9 @@ Tensor kl_logits_op(const char* name, const Tensor& p, const Tensor& q, const Te
           grad_q = empty(q.shape(), q.dtype(), q.device());
         if (!empty_axis)
           backend_of(p).kl_logits_backward(
-              p.dtype(), grad_kl.raw_data(), p.raw_data(), q.defined() ? q.raw_data() : nullptr,
-              kl.raw_data(), stats.raw_data(), grad_p.defined() ? grad_p.raw_data() : nullptr,
-              grad_q.defined() ? grad_q.raw_data() : nullptr, t.layout);
+              p.dtype(), grad_kl.raw_data(), p.raw_data(), detail::data_or_null(q),
+              kl.raw_data(), stats.raw_data(), detail::data_or_null(grad_p),
+              detail::data_or_null(grad_q), t.layout);
       }
       if (want_t) {
         Tensor grad_t = detail::temperature_grad(p, grad_p, t);

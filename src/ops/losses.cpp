@@ -180,8 +180,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
                  labels ? static_cast<const int64_t*>(target.raw_data()) : nullptr,
                  labels ? nullptr : target.raw_data(),
                  label_smoothing, stats.raw_data(),
-                 grad_logits.defined() ? grad_logits.raw_data() : nullptr,
-                 grad_target.defined() ? grad_target.raw_data() : nullptr, t.layout);
+                 detail::data_or_null(grad_logits),
+                 detail::data_or_null(grad_target), t.layout);
              g.add(0, grad_logits);
              g.add(1, grad_target);
            });

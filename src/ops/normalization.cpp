@@ -22,11 +22,8 @@ void check_parameter(const char* op, const char* what, const Tensor& x, const Te
         " (input ", x.shape(), ")");
 }
 
-}  // namespace
-
-namespace {
-
 using detail::backend_of;
+using detail::data_or_null;
 
 // Σ over the batch and the positions of x viewed as [N, C, S]: a [C] tensor.
 Tensor channel_sum(const Tensor& x3) { return reshape(sum(sum(x3, 2, true), 0, true), {x3.size(1)}); }
@@ -69,8 +66,8 @@ Tensor batch_norm_training(const Tensor& x, Tensor& running_mean, Tensor& runnin
   Tensor batch_mean = empty(channels, x.dtype(), x.device());
   Tensor batch_var = empty(channels, x.dtype(), x.device());
   Tensor invstd = empty(channels, x.dtype(), x.device());
-  auto data = [](const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; };
-  backend_of(x).batch_norm(x.dtype(), x.raw_data(), data(weight), data(bias), y.raw_data(),
+  backend_of(x).batch_norm(x.dtype(), x.raw_data(), data_or_null(weight), data_or_null(bias),
+                           y.raw_data(),
                            batch_mean.raw_data(), batch_var.raw_data(), invstd.raw_data(), layout);
   if (running_mean.defined()) {
     NoGrad no_grad;
@@ -89,11 +86,10 @@ Tensor batch_norm_training(const Tensor& x, Tensor& running_mean, Tensor& runnin
              if (g.wants(0)) grad_x = empty(x.shape(), x.dtype(), x.device());
              if (g.wants(1)) grad_weight = empty(mean.shape(), x.dtype(), x.device());
              if (g.wants(2)) grad_bias = empty(mean.shape(), x.dtype(), x.device());
-             auto data = [](Tensor& t) { return t.defined() ? t.raw_data() : nullptr; };
              backend_of(x).batch_norm_backward(
-                 x.dtype(), grad.raw_data(), x.raw_data(),
-                 weight.defined() ? weight.raw_data() : nullptr, mean.raw_data(),
-                 invstd.raw_data(), data(grad_x), data(grad_weight), data(grad_bias), layout);
+                 x.dtype(), grad.raw_data(), x.raw_data(), data_or_null(weight), mean.raw_data(),
+                 invstd.raw_data(), data_or_null(grad_x), data_or_null(grad_weight),
+                 data_or_null(grad_bias), layout);
              if (grad_x.defined()) g.add(0, grad_x);
              if (grad_weight.defined()) g.add(1, grad_weight);
              if (grad_bias.defined()) g.add(2, grad_bias);

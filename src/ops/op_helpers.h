@@ -42,6 +42,11 @@ struct Strides {
 
 inline Backend& backend_of(const Tensor& t) { return backend_for(t.device()); }
 
+// A tensor's data for a kernel argument that may be absent (an optional weight, a gradient
+// nobody wants): nullptr for an undefined tensor.
+inline void* data_or_null(Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
+inline const void* data_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
+
 // The adjoint pair behind gather and index_select (src/ops/index.cpp), without the index checks
 // (indices must already be validated): gather_along picks x[index] along `axis` (whole slices
 // x[index[j]] with shared_index); scatter_along adds `grad` into zeros of `shape` at the same
