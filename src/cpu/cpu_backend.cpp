@@ -187,8 +187,7 @@ void CpuBackend::gather(DType dtype, const void* x, const int64_t* index, void* 
     using T = decltype(zero);
     const T* src = static_cast<const T*>(x);
     T* dst = static_cast<T*>(out);
-    const int64_t grain = std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(inner, 1));
-    cpu::parallel_for(outer * k, grain, [&](int64_t first, int64_t end) {
+    cpu::parallel_for(outer * k, cpu::units_per_grain(inner), [&](int64_t first, int64_t end) {
       for (int64_t r = first; r < end; ++r) {  // r = o·k + j
         const int64_t o = r / k, j = r % k;
         T* row = dst + r * inner;
@@ -213,9 +212,7 @@ void CpuBackend::scatter_add(DType dtype, const void* src, const int64_t* index,
     using T = decltype(zero);
     const T* from = static_cast<const T*>(src);
     T* to = static_cast<T*>(out);
-    const int64_t per_slice = std::max<int64_t>(k * inner, 1);
-    const int64_t grain = std::max<int64_t>(1, cpu::kParallelGrain / per_slice);
-    cpu::parallel_for(outer, grain, [&](int64_t first, int64_t end) {
+    cpu::parallel_for(outer, cpu::units_per_grain(k * inner), [&](int64_t first, int64_t end) {
       for (int64_t o = first; o < end; ++o)
         for (int64_t j = 0; j < k; ++j) {
           const T* row = from + (o * k + j) * inner;

@@ -170,7 +170,7 @@ void for_each_row_parallel(const Walk& w, int inputs, Row row) {
       row(offsets, begin, end - begin);
     });
   }
-  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(inner, 1));
+  const int64_t grain = cpu::units_per_grain(inner);
   cpu::parallel_for(rows, grain, [&](int64_t first, int64_t end) {
     for_rows(w, inputs, first, end, row);
   });

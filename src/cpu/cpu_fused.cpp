@@ -165,7 +165,7 @@ template <class Row>
 void for_each_distribution(const Backend::SoftmaxLayout& layout, Row row) {
   const int64_t n = layout.n, inner = layout.inner;
   const int64_t per_outer = n * inner;  // elements per outer index
-  const int64_t grain = per_outer >= kParallelGrain ? 1 : kParallelGrain / (per_outer ? per_outer : 1);
+  const int64_t grain = cpu::units_per_grain(per_outer);
   cpu::parallel_for(layout.outer, grain, [&](int64_t first, int64_t end) {
     if (inner == 1) {
       for (int64_t o = first; o < end; ++o) row(o * n, Contiguous{}, o);

@@ -39,12 +39,6 @@ ValidRange valid_outputs(int64_t offset, int64_t stride, int64_t pad, int64_t si
   return {begin, end};
 }
 
-// Tasks of whole units of `unit_work` elements read or written each, about cpu::kParallelGrain
-// elements a task (smaller kernels run on the calling thread: cpu::parallel_for's rule).
-int64_t units_per_task(int64_t unit_work) {
-  return std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(1, unit_work));
-}
-
 // Calls body(row_of_x, row_of_columns, valid ox range, x offset of ox = 0) for the out_h output
 // rows oy of image b at window offset (i, j) of channel c: the block of the columns matrix at row
 // (c, i, j) and columns (b, ·, ·). Rows of x outside the image get row_of_x = nullptr.
@@ -122,7 +116,7 @@ void CpuBackend::im2col(DType dtype, const void* x, void* columns, const Window2
     const bool same_rows = w.stride_h == 1 && w.stride_w == 1 && w.dilation_h == 1 &&
                            w.dilation_w == 1 && w.out_w == w.width;
     const int64_t out_plane = w.out_h * w.out_w;
-    cpu::parallel_for(blocks, units_per_task(out_plane), [&](int64_t first, int64_t end) {
+    cpu::parallel_for(blocks, cpu::units_per_grain(out_plane), [&](int64_t first, int64_t end) {
       for (int64_t block = first; block < end; ++block) {
         const int64_t row = block / w.batch, b = block - row * w.batch;
         const int64_t j = row % w.kernel_w, i = (row / w.kernel_w) % w.kernel_h;
@@ -157,7 +151,7 @@ void CpuBackend::col2im(DType dtype, const void* columns, void* x, const Window2
       }
     };
     const int64_t plane_work = w.kernel_h * w.kernel_w * w.out_h * w.out_w + plane;
-    cpu::parallel_for(w.channels * w.batch, units_per_task(plane_work),
+    cpu::parallel_for(w.channels * w.batch, cpu::units_per_grain(plane_work),
                       [&](int64_t first, int64_t end) {
       for (int64_t unit = first; unit < end;) {  // one channel's part of the run at a time
         const int64_t c = unit / w.batch, b_begin = unit - c * w.batch;
@@ -305,7 +299,7 @@ void CpuBackend::max_pool2d_index(DType dtype, const void* x, int64_t* index,
       j_end[ox] = e;
     }
     const int64_t plane_work = w.out_h * w.out_w * w.kernel_h * w.kernel_w;
-    cpu::parallel_for(w.batch * w.channels, units_per_task(plane_work),
+    cpu::parallel_for(w.batch * w.channels, cpu::units_per_grain(plane_work),
                       [&](int64_t first, int64_t end) {
                         const T* image = static_cast<const T*>(x);
                         const int64_t* jb = j_begin.data();

@@ -21,6 +21,13 @@ namespace tg::cpu {
 // threads would cost more than it saves.
 constexpr int64_t kParallelGrain = 16384;
 
+// The grain, for parallel_for over units (rows, planes, channels) of `unit_work` elements each:
+// as many whole units as make about kParallelGrain elements, and at least one.
+inline int64_t units_per_grain(int64_t unit_work) {
+  const int64_t units = kParallelGrain / (unit_work > 1 ? unit_work : 1);
+  return units > 1 ? units : 1;
+}
+
 // Threads the kernels may use (>= 1).
 int kernel_threads();
 void set_kernel_threads(int threads);
