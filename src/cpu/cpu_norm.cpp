@@ -34,36 +34,38 @@ struct Lanes {
   }
 };
 
-// lanes += term(p[i]) for i in [0, n), value i into lane i mod kLanes.
-template <class T, class Term>
-inline void add_run(const T* p, int64_t n, Lanes& lanes, Term term) {
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes.lane[l] += term(p[i + l]);
-  for (int l = 0; i + l < n; ++l) lanes.lane[l] += term(p[i + l]);
-}
-
-// Both sums of the backward in one pass: Σ grad and Σ grad·(x - mean).
-template <class T>
-inline void add_grad_run(const T* grad, const T* x, SumType mean, int64_t n, Lanes& sum_grad,
-                         Lanes& sum_centered) {
-  auto add = [&](int64_t i, int l) {
-    const SumType g = grad[i];
-    sum_grad.lane[l] += g;
-    sum_centered.lane[l] += g * (static_cast<SumType>(x[i]) - mean);
-  };
+// Calls add(i, l) for i in [0, n), value i going to lane l = i mod kLanes (the lanes of a full
+// group of kLanes values vectorise).
+template <class Add>
+inline void for_lanes(int64_t n, Add add) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
     for (int l = 0; l < kLanes; ++l) add(i + l, l);
   for (int l = 0; i + l < n; ++l) add(i + l, l);
 }
 
+// lanes += term(p[i]) for i in [0, n).
+template <class T, class Term>
+inline void add_run(const T* p, int64_t n, Lanes& lanes, Term term) {
+  for_lanes(n, [&](int64_t i, int l) { lanes.lane[l] += term(p[i]); });
+}
+
+// Both sums of the backward in one pass: Σ grad and Σ grad·(x - mean).
+template <class T>
+inline void add_grad_run(const T* grad, const T* x, SumType mean, int64_t n, Lanes& sum_grad,
+                         Lanes& sum_centered) {
+  for_lanes(n, [&](int64_t i, int l) {
+    const SumType g = grad[i];
+    sum_grad.lane[l] += g;
+    sum_centered.lane[l] += g * (static_cast<SumType>(x[i]) - mean);
+  });
+}
+
 // Splits the channels over the threads, a whole number of channels per task.
 template <class Body>
 void for_channels(const Backend::BatchNormLayout& layout, int64_t passes, Body body) {
   const int64_t work = passes * layout.batch * layout.inner;
-  const int64_t grain = std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(1, work));
-  cpu::parallel_for(layout.channels, grain, [&](int64_t first, int64_t end) {
+  cpu::parallel_for(layout.channels, cpu::units_per_grain(work), [&](int64_t first, int64_t end) {
     for (int64_t c = first; c < end; ++c) body(c);
   });
 }
