@@ -22,6 +22,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 
 #include <hwy/highway.h>
+#include <hwy/cache_control.h>
 #include <hwy/contrib/math/math-inl.h>
 
 #include <cmath>
@@ -183,17 +184,32 @@ template <class T> constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
 // tail is one masked load per input and one masked store; elsewhere it goes through a stack buffer.
 constexpr bool kMaskedTail = !HWY_MEM_OPS_MIGHT_FAULT;
 
+// Prefetches in[0..arity) at i + ahead (see Map and MapSum); nothing when ahead is 0.
+template <int arity, class T>
+HWY_INLINE void PrefetchInputs(const T* const* in, int64_t i, int64_t ahead) {
+  if (!ahead) return;
+  for (int input = 0; input < arity; ++input) hwy::Prefetch(in[input] + i + ahead);
+}
+
 // out[i] = f(in0[i], in1[i], in2[i], in3[i]) for i in [begin, end); inputs past `arity` are
-// read as 0 and never loaded.
+// read as 0 and never loaded. With prefetch_ahead > 0, each step also prefetches the inputs that
+// many elements ahead: a row kernel passes the row length, so that the next row streams in from
+// memory while this one is computed (the row kernels alternate between passes that wait for
+// memory and passes that compute on a row in L1; the hardware prefetcher alone leaves the memory
+// idle during the second kind).
 template <int arity, class D, class T = hn::TFromD<D>, class F>
-HWY_INLINE void Map(D d, const T* const* in, T* out, int64_t begin, int64_t end, F f) {
+HWY_INLINE void Map(D d, const T* const* in, T* out, int64_t begin, int64_t end, F f,
+                    int64_t prefetch_ahead = 0) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const auto zero = hn::Zero(d);
   auto load = [&](int input, int64_t i) {
     return input < arity ? hn::LoadU(d, in[input] + i) : zero;
   };
   int64_t i = begin;
-  for (; i + N <= end; i += N) hn::StoreU(f(load(0, i), load(1, i), load(2, i), load(3, i)), d, out + i);
+  for (; i + N <= end; i += N) {
+    PrefetchInputs<arity>(in, i, prefetch_ahead);
+    hn::StoreU(f(load(0, i), load(1, i), load(2, i), load(3, i)), d, out + i);
+  }
   if (kMaskedTail && i < end) {
     const auto m = hn::FirstN(d, static_cast<size_t>(end - i));
     auto masked = [&](int input) { return input < arity ? hn::MaskedLoad(m, d, in[input] + i) : zero; };
@@ -221,9 +237,11 @@ HWY_INLINE hn::TFromD<D> SumLanes(D d, V v) {
   return total;
 }
 
-// Σ f(...) over [begin, end), where the padding of the tail counts 0 (f's value is masked).
+// Σ f(...) over [begin, end), where the padding of the tail counts 0 (f's value is masked);
+// prefetch_ahead as for Map.
 template <int arity, class D, class T = hn::TFromD<D>, class F>
-HWY_INLINE T MapSum(D d, const T* const* in, int64_t begin, int64_t end, F f) {
+HWY_INLINE T MapSum(D d, const T* const* in, int64_t begin, int64_t end, F f,
+                    int64_t prefetch_ahead = 0) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const auto zero = hn::Zero(d);
   auto load = [&](int input, int64_t i) {
@@ -231,7 +249,10 @@ HWY_INLINE T MapSum(D d, const T* const* in, int64_t begin, int64_t end, F f) {
   };
   auto acc = zero;
   int64_t i = begin;
-  for (; i + N <= end; i += N) acc = hn::Add(acc, f(load(0, i), load(1, i), load(2, i), load(3, i)));
+  for (; i + N <= end; i += N) {
+    PrefetchInputs<arity>(in, i, prefetch_ahead);
+    acc = hn::Add(acc, f(load(0, i), load(1, i), load(2, i), load(3, i)));
+  }
   if (kMaskedTail && i < end) {
     const auto m = hn::FirstN(d, static_cast<size_t>(end - i));
     auto masked = [&](int input) { return input < arity ? hn::MaskedLoad(m, d, in[input] + i) : zero; };
@@ -711,32 +732,52 @@ HWY_NOINLINE void ExpInPlaceT(T* v, int64_t n) {
 
 constexpr int64_t kRowChunk = 1024;
 
+// How far ahead a row kernel prefetches: the next row (or chunk), at most kRowChunk elements.
+HWY_INLINE int64_t RowPrefetch(int64_t n) { return n < kRowChunk ? n : kRowChunk; }
+
 // max over lanes with k::row_max's rule (NaN skipped): running = x > running ? x : running.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V RowMax(V running, V x) { return hn::IfThenElse(hn::Gt(x, running), x, running); }
+
+// max of x[begin, end) by k::row_max's rule. Four running maxima, so that the loop is not one
+// chain of compare-and-select latencies (the max is exact: the order changes nothing).
+template <class T>
+HWY_INLINE T RowMaxRange(const T* x, int64_t begin, int64_t end) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  V m0 = hn::Set(d, -kInf<T>), m1 = m0, m2 = m0, m3 = m0;
+  int64_t j = begin;
+  for (; j + 4 * N <= end; j += 4 * N) {
+    m0 = RowMax<decltype(d)>(m0, hn::LoadU(d, x + j));
+    m1 = RowMax<decltype(d)>(m1, hn::LoadU(d, x + j + N));
+    m2 = RowMax<decltype(d)>(m2, hn::LoadU(d, x + j + 2 * N));
+    m3 = RowMax<decltype(d)>(m3, hn::LoadU(d, x + j + 3 * N));
+  }
+  for (; j + N <= end; j += N) m0 = RowMax<decltype(d)>(m0, hn::LoadU(d, x + j));
+  m0 = RowMax<decltype(d)>(RowMax<decltype(d)>(m0, m1), RowMax<decltype(d)>(m2, m3));
+  HWY_ALIGN T lanes[kMaxLanes<T>];
+  hn::Store(m0, d, lanes);
+  T m = -kInf<T>;
+  for (int64_t l = 0; l < N; ++l) m = k::row_max(m, lanes[l]);
+  for (; j < end; ++j) m = k::row_max(m, x[j]);
+  return m;
+}
 
 template <class T>
 HWY_NOINLINE k::RowStats<T> RowStatsT(const T* x, int64_t n, T inv_t_) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const V inv_t = hn::Set(d, inv_t_);
   const T* in[1] = {x};
   k::RowPartial<T> whole = k::empty_row_partial<T>();
   for (int64_t start = 0; start < n; start += kRowChunk) {
     const int64_t end = start + kRowChunk < n ? start + kRowChunk : n;
-    V mv = hn::Set(d, -kInf<T>);
-    int64_t j = start;
-    for (; j + N <= end; j += N) mv = RowMax<decltype(d)>(mv, hn::LoadU(d, x + j));
-    HWY_ALIGN T lanes[kMaxLanes<T>];
-    hn::Store(mv, d, lanes);
-    T m = -kInf<T>;
-    for (int64_t l = 0; l < N; ++l) m = k::row_max(m, lanes[l]);
-    for (; j < end; ++j) m = k::row_max(m, x[j]);
+    const T m = RowMaxRange(x, start, end);
     const V shift = hn::Set(d, k::row_shift(m));
     const T s = MapSum<1>(d, in, start, end, [&](V v, V, V, V) {
       return VExp(d, hn::Mul(hn::Sub(v, shift), inv_t));
-    });
+    }, RowPrefetch(end - start));
     whole = k::merge_row_partials(whole, {m, s}, inv_t_);
   }
   return k::finish_row_stats(whole);
@@ -770,19 +811,14 @@ HWY_NOINLINE void SoftmaxRowT(const T* x, T* y, int64_t n, T inv_t_) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  V mv = hn::Set(d, -kInf<T>);
-  int64_t j = 0;
-  for (; j + N <= n; j += N) mv = RowMax<decltype(d)>(mv, hn::LoadU(d, x + j));
-  HWY_ALIGN T lanes[kMaxLanes<T>];
-  hn::Store(mv, d, lanes);
-  T m = -kInf<T>;
-  for (int64_t l = 0; l < N; ++l) m = k::row_max(m, lanes[l]);
-  for (; j < n; ++j) m = k::row_max(m, x[j]);
+  const T m = RowMaxRange(x, 0, n);
   const V shift = hn::Set(d, k::row_shift(m)), inv_t = hn::Set(d, inv_t_);
   // e = e^((x - shift)/T) stored and summed in one pass, as the functor loop does
   V acc = hn::Zero(d);
-  j = 0;
+  int64_t j = 0;
+  const int64_t ahead = RowPrefetch(n);
   for (; j + N <= n; j += N) {
+    hwy::Prefetch(x + j + ahead);
     const V e = VExp(d, hn::Mul(hn::Sub(hn::LoadU(d, x + j), shift), inv_t));
     hn::StoreU(e, d, y + j);
     acc = hn::Add(acc, e);
@@ -823,7 +859,7 @@ HWY_NOINLINE void LogSoftmaxBackwardRowT(const T* g, const T* y, T* gx, int64_t 
   const T* in[2] = {g, y};
   Map<2>(d, in, gx, 0, n, [&](V gv, V yv, V, V) {
     return hn::Mul(hn::Sub(gv, hn::Mul(VExp(d, yv), sum)), inv_t);
-  });
+  }, RowPrefetch(n));
 }
 
 template <class T>
@@ -835,7 +871,7 @@ HWY_NOINLINE void SoftmaxBackwardRowT(const T* g, const T* y, T* gx, int64_t n, 
   const V inv_t = hn::Set(d, inv_t_);
   Map<2>(d, in, gx, 0, n, [&](V gv, V yv, V, V) {
     return hn::Mul(hn::Mul(yv, hn::Sub(gv, dot)), inv_t);
-  });
+  }, RowPrefetch(n));
 }
 
 // kl_logits rows: log p = (a - p_max)/T - log Σ_p, log q likewise (or -log n), as the functors.
