@@ -349,6 +349,78 @@ TEST_CASE("simd: softmax rows match the functor loops", "[simd]") {
     }
 }
 
+// Short rows (n < 64: cpu_fused.cpp's blocks of rows, their exps and the logs of their sums in
+// vector loops) over 37 rows, with one temperature or one per row; row 0 is all -inf, row 1 holds
+// a NaN, row 2 a +inf, row 3 one -inf element; n = 1, 2 and 17 leave partial chains in the
+// interleaved max and Σ.
+TEST_CASE("simd: short rows in blocks match the functor loops", "[simd]") {
+  for (DType dtype : kDtypes)
+    for (int64_t n : {1, 2, 10, 17, 63}) {
+      const int64_t rows = 37;
+      std::vector<double> xv = inputs(-20, 20, rows * n, 50);
+      xv.erase(xv.begin(), xv.begin() + 39);  // the random part only
+      xv.resize(rows * n, 0.5);
+      for (int64_t j = 0; j < n; ++j) xv[j] = -kInf;
+      xv[n + n / 2] = kNaN;
+      xv[2 * n] = kInf;
+      if (n > 1) xv[3 * n + 1] = -kInf;
+      // rows 4..7: one logit of 400 at j = r mod n, so that a max that missed it overflows e^x
+      for (int64_t r = 4; r < 8; ++r) xv[r * n + r % n] = 400.0;
+      const std::vector<char> x = bytes_of(dtype, xv);
+      std::vector<double> tv(rows);
+      for (int64_t r = 0; r < rows; ++r) tv[r] = 0.25 + 0.1 * static_cast<double>(r % 7);
+      const std::vector<char> temperatures = bytes_of(dtype, tv);
+      std::vector<double> gv = inputs(-1, 1, rows * n, 51);
+      gv.erase(gv.begin(), gv.begin() + 39);
+      gv.resize(rows * n, 0.25);
+      const std::vector<char> g = bytes_of(dtype, gv);
+      std::vector<double> yv = inputs(-5, 0, rows * n, 52);
+      yv.erase(yv.begin(), yv.begin() + 39);
+      yv.resize(rows * n, -1.0);
+      const std::vector<char> y = bytes_of(dtype, yv);
+      for (bool per_row : {false, true}) {
+        Backend::SoftmaxLayout layout;
+        layout.outer = rows, layout.n = n, layout.temperature = 0.7;
+        if (per_row) layout.temperatures = temperatures.data();
+        INFO("n = " << n << (per_row ? ", a temperature per row" : ", one temperature"));
+        // log_softmax against its definition in long double, on the best target
+        {
+          std::vector<char> out(x.size());
+          cpu_backend_().softmax(Backend::SoftmaxKind::log_softmax, dtype, x.data(), out.data(), layout);
+          const std::vector<double> got = values_of(dtype, out);
+          const std::vector<double> xs = values_of(dtype, x);
+          for (int64_t r = 0; r < rows; ++r) {
+            const long double inv_t = 1.0L / (per_row ? tv[r] : 0.7);
+            long double m = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < n; ++j) m = std::max<long double>(m, xs[r * n + j]);
+            const long double shift = std::isinf(m) && m < 0 ? 0 : m;
+            for (int64_t j = 0; j < n; ++j) sum += std::exp((xs[r * n + j] - shift) * inv_t);
+            for (int64_t j = 0; j < n; ++j) {
+              const bool nan_row = r == 1 || r == 2;  // a NaN, or +inf (inf - inf)
+              const double want = nan_row ? kNaN
+                                  : sum == 0 ? -kInf  // all -inf: the zero distribution
+                                             : static_cast<double>((xs[r * n + j] - shift) * inv_t - std::log(sum));
+              INFO("row " << r << ", element " << j << ": " << got[r * n + j] << ", want " << want);
+              CHECK(close(got[r * n + j], want, 4 * tolerance(dtype), 1.0));
+            }
+          }
+        }
+        for (auto kind : {Backend::SoftmaxKind::softmax, Backend::SoftmaxKind::log_softmax}) {
+          against_functors("softmax", dtype, rows * n, [&](char* out) {
+            cpu_backend_().softmax(kind, dtype, x.data(), out, layout);
+          });
+          against_functors("softmax_backward", dtype, rows * n, [&](char* gx) {
+            cpu_backend_().softmax_backward(kind, dtype, g.data(), y.data(), gx, layout);
+          }, 4.0, static_cast<double>(n));
+        }
+        std::vector<char> stats(4 * rows * dtype_size(dtype));
+        against_functors("kl_logits", dtype, rows, [&](char* out) {
+          cpu_backend_().kl_logits(dtype, x.data(), y.data(), out, stats.data(), layout);
+        }, 10.0);
+      }
+    }
+}
+
 TEST_CASE("simd: adam matches its functor bit for bit", "[simd]") {
   for (DType dtype : kDtypes) {
     const std::vector<char> p0 = bytes_of(dtype, inputs(-1, 1, 3000, 50));

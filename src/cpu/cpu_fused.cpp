@@ -275,27 +275,60 @@ void exp_in_place(T* v, int64_t count) {
   for (int64_t i = 0; i < count; ++i) v[i] = std::exp(v[i]);
 }
 
-// RowStats of `rows` rows starting at x (row r is distribution first + r). Leaves
-// e = e^((x - max)/T) of every element in `e`.
+// to[i] = e^from[i], from an input array to another.
+template <class T>
+void exp_of(const T* from, T* to, int64_t count) {
+  if (simd::unary(UnaryOp::exp, dtype_of<T>(), from, to, count, 0, 0)) return;
+#pragma omp simd
+  for (int64_t i = 0; i < count; ++i) to[i] = std::exp(from[i]);
+}
+
+// k::row_max over a short row in four interleaved chains (a row of 10 would otherwise be one
+// chain of 10 dependent compares). Exact: no chain ever holds a NaN, so combining them is too.
+template <class T>
+T short_row_max(const T* x, int64_t n) {
+  T m[4] = {-std::numeric_limits<T>::infinity(), m[0], m[0], m[0]};
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4)
+    for (int c = 0; c < 4; ++c) m[c] = k::row_max(m[c], x[j + c]);
+  for (; j < n; ++j) m[0] = k::row_max(m[0], x[j]);
+  return k::row_max(k::row_max(m[0], m[1]), k::row_max(m[2], m[3]));
+}
+
+// Σ over a short row in two interleaved chains, for the same reason.
+template <class T>
+T short_row_sum(const T* x, int64_t n) {
+  T s[2] = {0, 0};
+  int64_t j = 0;
+  for (; j + 2 <= n; j += 2) s[0] += x[j], s[1] += x[j + 1];
+  if (j < n) s[0] += x[j];
+  return s[0] + s[1];
+}
+
+// RowStats of `rows` rows starting at x (row r is distribution first + r): the max and the
+// shifts row by row, every exp of the block in one vector loop, the sums row by row, and the logs
+// of the block's sums in one vector loop. Leaves e^((x - shift)/T) of every element in e (a
+// scratch array of kBlockElements).
 template <class T>
 void block_row_stats(const T* x, int64_t first, int64_t rows, const Backend::SoftmaxLayout& layout,
                      T* e, RowStats<T>* stats) {
   const int64_t n = layout.n;
+  T max[kBlockElements], sum[kBlockElements], log_sum[kBlockElements];
+  const bool one_temperature = layout.temperatures == nullptr;
+  const T inv_t_all = inverse_temperature<T>(layout, first);
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * n;
-    const T inv_t = inverse_temperature<T>(layout, first + r);
-    T m = -std::numeric_limits<T>::infinity();
-    for (int64_t j = 0; j < n; ++j) m = k::row_max(m, xr[j]);
+    const T inv_t = one_temperature ? inv_t_all : inverse_temperature<T>(layout, first + r);
+    const T m = short_row_max(xr, n);
     const T shift = k::row_shift(m);  // 0 for an all -inf row: every e is then 0
     for (int64_t j = 0; j < n; ++j) e[r * n + j] = k::shifted(xr[j], shift, inv_t);
-    stats[r].max = m;
+    max[r] = m;
   }
   exp_in_place(e, rows * n);
-  for (int64_t r = 0; r < rows; ++r) {
-    T s = 0;
-    for (int64_t j = 0; j < n; ++j) s += e[r * n + j];
-    stats[r] = k::finish_row_stats<T>({stats[r].max, s});
-  }
+  for (int64_t r = 0; r < rows; ++r) sum[r] = short_row_sum(e + r * n, n);
+  if (!simd::unary(UnaryOp::log, dtype_of<T>(), sum, log_sum, rows, 0, 0))
+    for (int64_t r = 0; r < rows; ++r) log_sum[r] = std::log(sum[r]);
+  for (int64_t r = 0; r < rows; ++r) stats[r] = k::finish_row_stats<T>({max[r], sum[r]}, log_sum[r]);
 }
 
 // log p_j = (x_j - max)/T - log Σ for a block of rows, into `out`.
@@ -334,14 +367,12 @@ void log_softmax_backward_short(const T* grad_y, const T* y, T* grad_x,
   for_each_row_block(layout, [&](int64_t first, int64_t rows) {
     T e[kBlockElements];
     const int64_t offset = first * n;
-    for (int64_t i = 0; i < rows * n; ++i) e[i] = y[offset + i];
-    exp_in_place(e, rows * n);  // softmax = e^y
+    exp_of(y + offset, e, rows * n);  // softmax = e^y
     for (int64_t r = 0; r < rows; ++r) {
       const T* g = grad_y + offset + r * n;
       T* gx = grad_x + offset + r * n;
       const T inv_t = inverse_temperature<T>(layout, first + r);
-      T sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += g[j];
+      const T sum = short_row_sum(g, n);
       for (int64_t j = 0; j < n; ++j) gx[j] = (g[j] - e[r * n + j] * sum) * inv_t;
     }
   });

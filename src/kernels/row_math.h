@@ -92,9 +92,14 @@ struct RowStats {
   T max, log_sum;
 };
 
+// log_of_sum is log(whole_row.sum), for a caller that takes the logs of many rows in one vector
+// loop; the zero distribution's log_sum is +inf whatever it holds.
+template <class T>
+TG_HOST_DEVICE inline RowStats<T> finish_row_stats(RowPartial<T> whole_row, T log_of_sum) {
+  return {row_shift(whole_row.max), whole_row.sum == T(0) ? infinity<T>() : log_of_sum};
+}
 template <class T> TG_HOST_DEVICE inline RowStats<T> finish_row_stats(RowPartial<T> whole_row) {
-  const T log_sum = whole_row.sum == T(0) ? infinity<T>() : log(whole_row.sum);
-  return {row_shift(whole_row.max), log_sum};
+  return finish_row_stats(whole_row, whole_row.sum == T(0) ? T(0) : log(whole_row.sum));
 }
 
 // 1/s for softmax_j = e^((x_j - m)/T)·(1/s): 0 for the zero distribution, whose terms are all 0
