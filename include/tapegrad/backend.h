@@ -108,6 +108,10 @@ enum class RandomDistribution : uint8_t {
 // sum, max and min also take i64 (labels, counts), exactly: an i64 sum wraps around modulo 2^64
 // as PyTorch's does; mean and logsumexp need f32 or f64.
 enum class ReduceOp : uint8_t { sum, mean, max, min, logsumexp };
+// Whether a reduction takes i64 (the rule above; the ops check it, the backends dispatch on it).
+constexpr bool reduce_takes_i64(ReduceOp op) {
+  return op == ReduceOp::sum || op == ReduceOp::max || op == ReduceOp::min;
+}
 
 // How a broadcast elementwise op walks its inputs: the output shape, and for each input its
 // strides over that shape (0 along a dimension the input is broadcast in).

@@ -37,8 +37,7 @@ void dispatch_any(DType dtype, F&& f) {
 template <class F>
 void dispatch_reduce(ReduceOp op, DType dtype, F&& f) {
   if (dtype != DType::i64) return dispatch_floating(dtype, "reduce", f);
-  check(op == ReduceOp::sum || op == ReduceOp::max || op == ReduceOp::min, "reduce",
-        "only sum, max and min take an i64 tensor");
+  check(reduce_takes_i64(op), "reduce", "only sum, max and min take an i64 tensor");
   f(int64_t{});
 }
 

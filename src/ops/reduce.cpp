@@ -12,18 +12,16 @@ using detail::reduced_shape;
 
 namespace {
 
-// sum, max, min and argmax take i64 too (labels, counts; exact, giving i64 as in PyTorch): an
-// i64 tensor never requires grad, so they record nothing there. mean and logsumexp need f32/f64.
-bool takes_i64(ReduceOp op) {
-  return op == ReduceOp::sum || op == ReduceOp::max || op == ReduceOp::min;
-}
+// sum, max, min (reduce_takes_i64, backend.h) and argmax take i64 too (labels, counts; exact,
+// giving i64 as in PyTorch): an i64 tensor never requires grad, so they record nothing there.
+// mean and logsumexp need f32/f64.
 void check_input(const char* name, const Tensor& x, bool i64_too) {
   if (!(i64_too && x.defined() && x.dtype() == DType::i64)) detail::check_floating(name, x);
 }
 
 // Runs one backend reduction over `axis` (or over everything when axis < 0).
 Tensor reduce_kernel(const char* name, ReduceOp op, const Tensor& x, int axis, bool keepdim) {
-  check_input(name, x, takes_i64(op));
+  check_input(name, x, reduce_takes_i64(op));
   Shape out_shape;
   AxisView view(Shape{x.numel()}, 0);
   if (axis >= 0) {
