@@ -313,7 +313,7 @@ template <class T>
 void block_row_stats(const T* x, int64_t first, int64_t rows, const Backend::SoftmaxLayout& layout,
                      T* e, RowStats<T>* stats) {
   const int64_t n = layout.n;
-  T max[kBlockElements], sum[kBlockElements], log_sum[kBlockElements];
+  T sum[kBlockElements], log_sum[kBlockElements];
   const bool one_temperature = layout.temperatures == nullptr;
   const T inv_t_all = inverse_temperature<T>(layout, first);
   for (int64_t r = 0; r < rows; ++r) {
@@ -322,13 +322,14 @@ void block_row_stats(const T* x, int64_t first, int64_t rows, const Backend::Sof
     const T m = short_row_max(xr, n);
     const T shift = k::row_shift(m);  // 0 for an all -inf row: every e is then 0
     for (int64_t j = 0; j < n; ++j) e[r * n + j] = k::shifted(xr[j], shift, inv_t);
-    max[r] = m;
+    stats[r].max = m;
   }
   exp_in_place(e, rows * n);
   for (int64_t r = 0; r < rows; ++r) sum[r] = short_row_sum(e + r * n, n);
   if (!simd::unary(UnaryOp::log, dtype_of<T>(), sum, log_sum, rows, 0, 0))
     for (int64_t r = 0; r < rows; ++r) log_sum[r] = std::log(sum[r]);
-  for (int64_t r = 0; r < rows; ++r) stats[r] = k::finish_row_stats<T>({max[r], sum[r]}, log_sum[r]);
+  for (int64_t r = 0; r < rows; ++r)
+    stats[r] = k::finish_row_stats<T>({stats[r].max, sum[r]}, log_sum[r]);
 }
 
 // log p_j = (x_j - max)/T - log Σ for a block of rows, into `out`.

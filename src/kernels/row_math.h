@@ -99,7 +99,7 @@ TG_HOST_DEVICE inline RowStats<T> finish_row_stats(RowPartial<T> whole_row, T lo
   return {row_shift(whole_row.max), whole_row.sum == T(0) ? infinity<T>() : log_of_sum};
 }
 template <class T> TG_HOST_DEVICE inline RowStats<T> finish_row_stats(RowPartial<T> whole_row) {
-  return finish_row_stats(whole_row, whole_row.sum == T(0) ? T(0) : log(whole_row.sum));
+  return finish_row_stats(whole_row, log(whole_row.sum));  // log 0 = -inf, replaced by +inf
 }
 
 // 1/s for softmax_j = e^((x_j - m)/T)·(1/s): 0 for the zero distribution, whose terms are all 0
